@@ -1,0 +1,4 @@
+#include <pybind11/pybind11.h>
+namespace ipdpp::bindings {
+void register_spectral(pybind11::module_& m) { (void)m; }
+}  // namespace ipdpp::bindings

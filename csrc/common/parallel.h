@@ -1,0 +1,55 @@
+// A minimal parallel-for over independent tasks (samples, classes). Work is handed out in
+// contiguous chunks; since every task owns its random stream, results do not depend on the
+// number of threads.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace ipdpp {
+
+// Threads to use: `requested` if > 0, else the hardware concurrency.
+inline int resolve_threads(int requested) {
+  if (requested > 0) return requested;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+// Calls fn(i) for i in [0, count) on up to `threads` threads; rethrows the first exception.
+template <class Fn>
+void parallel_for(std::int64_t count, int threads, Fn&& fn) {
+  threads = static_cast<int>(std::min<std::int64_t>(resolve_threads(threads), count));
+  if (threads <= 1) {
+    for (std::int64_t i = 0; i < count; ++i) fn(i);
+    return;
+  }
+  std::atomic<std::int64_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto worker = [&]() {
+    for (;;) {
+      const std::int64_t i = next.fetch_add(1);
+      if (i >= count) return;
+      try {
+        fn(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+        next.store(count);
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(threads - 1);
+  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace ipdpp
