@@ -1,4 +1,138 @@
+// Bindings of the spectral path: kernels' eigendecompositions (ipdpp._core.Spectrum) and the
+// DPP / k-DPP samplers on them. ipdpp/kernels.py and ipdpp/sampling.py validate the input first;
+// the checks here are a cheap backstop. Every long call releases the GIL.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bindings/array.h"
+#include "common/error.h"
+#include "cpu/projection_sampler.h"
+#include "cpu/spectrum.h"
+
 namespace ipdpp::bindings {
-void register_spectral(pybind11::module_& m) { (void)m; }
+namespace {
+
+using namespace pybind11::literals;
+using SpectrumPtr = std::shared_ptr<SpectralSampler>;
+
+// A read-only numpy view of memory owned by `owner` (kept alive by the view).
+py::array readonly_view(const double* data, std::vector<py::ssize_t> shape, py::handle owner) {
+  py::array view(py::dtype::of<double>(), std::move(shape), {}, data, owner);
+  view.attr("setflags")("write"_a = false);
+  return view;
+}
+
+SpectrumPtr lowrank(const py::array& features, const std::optional<py::array>& quality,
+                    double rtol) {
+  require_ndim(features, 2, "features");
+  require_c_contiguous(features, "features");
+  const Real real = real_dtype(features, "features");
+  const std::int64_t n = features.shape(0), d = features.shape(1);
+  const double* q = nullptr;
+  if (quality) {
+    if (!quality->dtype().is(py::dtype::of<double>()))
+      throw py::type_error("quality must be float64");
+    require_ndim(*quality, 1, "quality");
+    require_c_contiguous(*quality, "quality");
+    if (quality->shape(0) != n)
+      throw py::value_error("quality must have shape (" + std::to_string(n) + ",); got (" +
+                            std::to_string(quality->shape(0)) + ",)");
+    q = typed_data<double>(*quality);
+  }
+  py::gil_scoped_release release;
+  Spectrum s = real == Real::kFloat64
+                   ? lowrank_spectrum(typed_data<double>(features), n, d, q, rtol)
+                   : lowrank_spectrum(typed_data<float>(features), n, d, q, rtol);
+  return std::make_shared<SpectralSampler>(std::move(s));
+}
+
+SpectrumPtr dense(const py::array& L, double rtol, double symmetry_rtol, double psd_rtol) {
+  if (!L.dtype().is(py::dtype::of<double>())) throw py::type_error("L must be float64");
+  require_ndim(L, 2, "L");
+  require_c_contiguous(L, "L");
+  const std::int64_t n = L.shape(0);
+  if (L.shape(1) != n)
+    throw py::value_error("L must have shape (n, n); got (" + std::to_string(n) + ", " +
+                          std::to_string(L.shape(1)) + ")");
+  const double* data = typed_data<double>(L);
+  py::gil_scoped_release release;
+  return std::make_shared<SpectralSampler>(
+      dense_spectrum(data, n, rtol, symmetry_rtol, psd_rtol));
+}
+
+py::array_t<std::int64_t> sample_k_dpp(const SpectrumPtr& spectrum, std::int64_t k,
+                                       std::int64_t num_samples, std::uint64_t seed,
+                                       std::uint64_t sample_offset, const std::string& method,
+                                       int threads) {
+  const ProjectionMethod m = parse_projection_method(method);
+  IPDPP_REQUIRE(num_samples >= 0, "num_samples must be >= 0; got " + std::to_string(num_samples));
+  IPDPP_REQUIRE(k >= 0, "k must be >= 0; got " + std::to_string(k));
+  std::vector<std::int64_t> out(checked_size(num_samples, k));
+  {
+    py::gil_scoped_release release;
+    spectrum->sample_k(k, num_samples, seed, sample_offset, m, threads, out.data());
+  }
+  return to_numpy(std::move(out),
+                  {static_cast<py::ssize_t>(num_samples), static_cast<py::ssize_t>(k)});
+}
+
+py::list sample_dpp(const SpectrumPtr& spectrum, std::int64_t num_samples, std::uint64_t seed,
+                    std::uint64_t sample_offset, const std::string& method, int threads) {
+  const ProjectionMethod m = parse_projection_method(method);
+  IPDPP_REQUIRE(num_samples >= 0, "num_samples must be >= 0; got " + std::to_string(num_samples));
+  std::vector<std::vector<std::int64_t>> samples;
+  {
+    py::gil_scoped_release release;
+    samples = spectrum->sample_dpp(num_samples, seed, sample_offset, m, threads);
+  }
+  py::list result;
+  for (auto& s : samples) result.append(to_numpy(std::move(s)));
+  return result;
+}
+
+}  // namespace
+
+void register_spectral(py::module_& m) {
+  py::class_<SpectralSampler, SpectrumPtr>(m, "Spectrum",
+                                           "Eigendecomposition of an L-ensemble kernel truncated "
+                                           "to its numerical rank, with cached sampler tables.")
+      .def_property_readonly("n", [](const SpectralSampler& s) { return s.spectrum().n; })
+      .def_property_readonly("rank", [](const SpectralSampler& s) { return s.spectrum().rank; })
+      .def_property_readonly(
+          "eigenvalues",
+          [](py::object self) {
+            const Spectrum& s = self.cast<const SpectralSampler&>().spectrum();
+            return readonly_view(s.eigenvalues.data(), {static_cast<py::ssize_t>(s.rank)}, self);
+          },
+          "float64 (rank,), ascending; a read-only view")
+      .def_property_readonly(
+          "eigenvectors",
+          [](py::object self) {
+            const Spectrum& s = self.cast<const SpectralSampler&>().spectrum();
+            return readonly_view(s.eigenvectors.data(),
+                                 {static_cast<py::ssize_t>(s.n), static_cast<py::ssize_t>(s.rank)},
+                                 self);
+          },
+          "float64 (n, rank), row-major, orthonormal columns; a read-only view");
+
+  m.def("lowrank_spectrum", &lowrank, "features"_a, "quality"_a = py::none(), "rtol"_a,
+        "Spectrum of L = diag(q) B B^T diag(q) through the dual Gram matrix.");
+  m.def("dense_spectrum", &dense, "L"_a, "rtol"_a, "symmetry_rtol"_a = kSymmetryRtol,
+        "psd_rtol"_a = -1.0,
+        "Spectrum of a dense symmetric PSD L (ValueError naming L otherwise); psd_rtol < 0 "
+        "means rtol.");
+  m.def("sample_k_dpp", &sample_k_dpp, "spectrum"_a, "k"_a, "num_samples"_a, "seed"_a,
+        "sample_offset"_a, "method"_a, "threads"_a,
+        "k-DPP samples as an int64 (num_samples, k) array, rows sorted ascending.");
+  m.def("sample_dpp", &sample_dpp, "spectrum"_a, "num_samples"_a, "seed"_a, "sample_offset"_a,
+        "method"_a, "threads"_a, "DPP samples as a list of sorted int64 arrays.");
+}
+
 }  // namespace ipdpp::bindings

@@ -1,1 +1,177 @@
-// (being written)
+#include "cpu/spectrum.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "common/error.h"
+#include "cpu/lapack.h"
+
+namespace ipdpp {
+namespace {
+
+// Rows of B converted to double per block: 1024 rows x d = 256 columns is 2 MiB, large enough for
+// BLAS-3 efficiency and small enough to stay in cache next to the output block.
+constexpr std::int64_t kRowBlock = 1024;
+
+// Index of the first eigenvalue (ascending array) kept by the relative cut-off.
+std::int64_t first_kept(const std::vector<double>& w, double rtol) {
+  if (w.empty()) return 0;
+  const double top = w.back();
+  if (!(top > 0.0)) return static_cast<std::int64_t>(w.size());  // zero (or negative) kernel
+  const double cutoff = rtol * top;
+  const auto it = std::upper_bound(w.begin(), w.end(), cutoff);
+  return static_cast<std::int64_t>(it - w.begin());
+}
+
+// Eigendecomposes a symmetric m x m matrix `a` (overwritten) and returns the spectrum whose
+// eigenvectors are the kept columns of its eigenvector matrix, as n = m rows of length rank.
+Spectrum spectrum_of_symmetric(std::vector<double>& a, std::int64_t m, double rtol,
+                               const char* name_for_psd_check, double psd_rtol) {
+  std::vector<double> w(checked_size(m, 1));
+  lapack::dsyevd(m, a.data(), w.data());
+  if (name_for_psd_check != nullptr && m > 0) {
+    // A PSD matrix's computed eigenvalues are >= -c m eps max|lambda|; by default the relative
+    // tolerance that decides the rank separates that rounding from a negative eigenvalue.
+    const double scale = std::max(std::abs(w.front()), std::abs(w.back()));
+    if (w.front() < -psd_rtol * scale) {
+      std::ostringstream msg;
+      msg << name_for_psd_check << " must be positive semidefinite; its smallest eigenvalue is "
+          << w.front() << " (tolerance " << psd_rtol << " * max |eigenvalue| = "
+          << psd_rtol * scale << ")";
+      throw std::invalid_argument(msg.str());
+    }
+  }
+  const std::int64_t first = first_kept(w, rtol);
+  Spectrum s;
+  s.n = m;
+  s.rank = m - first;
+  s.eigenvalues.assign(w.begin() + first, w.end());
+  s.eigenvectors.resize(checked_size(m, s.rank));
+  // `a` is column-major: column j (eigenvector j) is a[j*m .. j*m + m). Transpose the kept
+  // columns into row-major rows.
+  for (std::int64_t c = 0; c < s.rank; ++c) {
+    const double* col = a.data() + (first + c) * m;
+    for (std::int64_t i = 0; i < m; ++i) s.eigenvectors[i * s.rank + c] = col[i];
+  }
+  return s;
+}
+
+// Writes rows [row0, row0 + rows) of diag(q) B as a column-major d x rows block (that is, the
+// same rows, row-major, converted to double and scaled). Returns a pointer to the block, which is
+// B itself when no conversion is needed.
+template <class T>
+const double* scaled_rows(const T* features, std::int64_t row0, std::int64_t rows, std::int64_t d,
+                          const double* quality, std::vector<double>& buffer) {
+  if constexpr (std::is_same_v<T, double>) {
+    if (quality == nullptr) return features + row0 * d;
+  }
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const T* src = features + (row0 + i) * d;
+    double* dst = buffer.data() + i * d;
+    const double qi = quality == nullptr ? 1.0 : quality[row0 + i];
+    for (std::int64_t c = 0; c < d; ++c) dst[c] = qi * static_cast<double>(src[c]);
+  }
+  return buffer.data();
+}
+
+}  // namespace
+
+template <class T>
+Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, const double* quality,
+                          double rtol) {
+  IPDPP_REQUIRE(n >= 1, "features must have at least one row");
+  IPDPP_REQUIRE(d >= 1, "features must have at least one column");
+  IPDPP_REQUIRE(rtol >= 0.0 && rtol < 1.0, "rtol must be in [0, 1)");
+  const std::int64_t block = std::min(kRowBlock, n);
+  std::vector<double> buffer(checked_size(block, d));
+
+  if (n <= d) {
+    // More features than items: the primal n x n Gram is the smaller problem, and its eigenvectors
+    // are V directly.
+    std::vector<double> gram(checked_size(n, n));
+    std::vector<double> all(checked_size(n, d));
+    for (std::int64_t row0 = 0; row0 < n; row0 += block) {
+      const std::int64_t rows = std::min(block, n - row0);
+      const double* x = scaled_rows(features, row0, rows, d, quality, buffer);
+      std::copy(x, x + rows * d, all.begin() + row0 * d);
+    }
+    // all is column-major d x n (= X); L = X^T X, lower triangle, which is all dsyevd reads.
+    lapack::dsyrk('L', 'T', n, d, 1.0, all.data(), d, 0.0, gram.data(), n);
+    return spectrum_of_symmetric(gram, n, rtol, nullptr, 0.0);
+  }
+
+  // Dual Gram C = X X^T with X = (diag(q) B)^T (column-major d x n), accumulated block by block
+  // into the lower triangle.
+  std::vector<double> dual(checked_size(d, d), 0.0);
+  for (std::int64_t row0 = 0; row0 < n; row0 += block) {
+    const std::int64_t rows = std::min(block, n - row0);
+    const double* x = scaled_rows(features, row0, rows, d, quality, buffer);
+    lapack::dsyrk('L', 'N', d, rows, 1.0, x, d, 1.0, dual.data(), d);
+  }
+  std::vector<double> w(checked_size(d, 1));
+  lapack::dsyevd(d, dual.data(), w.data());  // dual now holds U (column-major)
+  const std::int64_t first = first_kept(w, rtol);
+
+  Spectrum s;
+  s.n = n;
+  s.rank = d - first;
+  s.eigenvalues.assign(w.begin() + first, w.end());
+  s.eigenvectors.resize(checked_size(n, s.rank));
+  if (s.rank == 0) return s;
+
+  // W = U_kept Lambda^{-1/2} (d x rank, column-major), then V^T = W^T X block by block: the
+  // row-major n x rank V is the column-major rank x n V^T. An eigenvalue lambda gives a column
+  // whose orthonormality error is about eps * lambda_max / lambda <= eps / rtol.
+  std::vector<double> scaled_basis(checked_size(d, s.rank));
+  for (std::int64_t c = 0; c < s.rank; ++c) {
+    const double inv_sqrt = 1.0 / std::sqrt(s.eigenvalues[c]);
+    const double* u = dual.data() + (first + c) * d;
+    for (std::int64_t i = 0; i < d; ++i) scaled_basis[c * d + i] = u[i] * inv_sqrt;
+  }
+  for (std::int64_t row0 = 0; row0 < n; row0 += block) {
+    const std::int64_t rows = std::min(block, n - row0);
+    const double* x = scaled_rows(features, row0, rows, d, quality, buffer);
+    lapack::dgemm('T', 'N', s.rank, rows, d, 1.0, scaled_basis.data(), d, x, d, 0.0,
+                  s.eigenvectors.data() + row0 * s.rank, s.rank);
+  }
+  return s;
+}
+
+template Spectrum lowrank_spectrum<float>(const float*, std::int64_t, std::int64_t, const double*,
+                                          double);
+template Spectrum lowrank_spectrum<double>(const double*, std::int64_t, std::int64_t,
+                                           const double*, double);
+
+Spectrum dense_spectrum(const double* L, std::int64_t n, double rtol, double symmetry_rtol,
+                        double psd_rtol) {
+  IPDPP_REQUIRE(n >= 1, "L must be a non-empty (n, n) matrix");
+  IPDPP_REQUIRE(rtol >= 0.0 && rtol < 1.0, "rtol must be in [0, 1)");
+  IPDPP_REQUIRE(symmetry_rtol >= 0.0, "symmetry_rtol must be >= 0");
+  if (psd_rtol < 0.0) psd_rtol = rtol;
+  double largest = 0.0;
+  for (std::int64_t i = 0; i < n * n; ++i) {
+    IPDPP_REQUIRE(std::isfinite(L[i]), "L must not contain NaN or Inf");
+    largest = std::max(largest, std::abs(L[i]));
+  }
+  const double sym_tol = symmetry_rtol * largest;
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t j = i + 1; j < n; ++j) {
+      const double gap = std::abs(L[i * n + j] - L[j * n + i]);
+      if (gap > sym_tol) {
+        std::ostringstream msg;
+        msg << "L must be symmetric; |L[" << i << ", " << j << "] - L[" << j << ", " << i
+            << "]| = " << gap << " exceeds " << symmetry_rtol << " * max |L| = " << sym_tol;
+        throw std::invalid_argument(msg.str());
+      }
+    }
+  }
+  // Row-major symmetric = column-major symmetric; dsyevd reads the lower triangle of the copy.
+  std::vector<double> a(L, L + checked_size(n, n));
+  return spectrum_of_symmetric(a, n, rtol, "L", psd_rtol);
+}
+
+}  // namespace ipdpp

@@ -1,0 +1,49 @@
+// Helpers shared by the _cuda binding files: pointer and stream conversion, dtype names, and the
+// Python-side owner of a DeviceSpectrum.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "cuda/cuda_check.h"
+#include "cuda/spectrum.h"
+
+namespace ipdpp::bindings {
+
+namespace py = pybind11;
+
+inline cuda::DType parse_dtype(const std::string& name) {
+  if (name == "float32") return cuda::DType::kFloat32;
+  if (name == "float64") return cuda::DType::kFloat64;
+  throw py::type_error("dtype must be 'float32' or 'float64'; got '" + name + "'");
+}
+
+inline const char* dtype_name(cuda::DType dtype) {
+  return dtype == cuda::DType::kFloat32 ? "float32" : "float64";
+}
+
+// Integers from Python (data_ptr(), cuda_stream) to pointers.
+template <class T>
+T* as_pointer(std::uintptr_t address) {
+  return reinterpret_cast<T*>(address);
+}
+inline cudaStream_t as_stream(std::uintptr_t handle) {
+  return reinterpret_cast<cudaStream_t>(handle);
+}
+
+// A spectrum owned by Python. Its buffers are freed on the device they live on, whatever device
+// is current when the Python object dies.
+inline std::shared_ptr<cuda::DeviceSpectrum> own(std::unique_ptr<cuda::DeviceSpectrum> spectrum) {
+  return std::shared_ptr<cuda::DeviceSpectrum>(spectrum.release(), [](cuda::DeviceSpectrum* p) {
+    int previous = 0;
+    const bool switch_device = cudaGetDevice(&previous) == cudaSuccess && previous != p->device;
+    if (switch_device) cudaSetDevice(p->device);
+    delete p;
+    if (switch_device) cudaSetDevice(previous);
+  });
+}
+
+}  // namespace ipdpp::bindings

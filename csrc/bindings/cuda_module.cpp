@@ -1,0 +1,24 @@
+// The _cuda extension: GPU kernels behind a pointer-based interface. The Python side
+// (ipdpp/_cuda_backend.py) passes raw device pointers, shapes, the device ordinal and the
+// caller's current stream (torch / cupy); results are written into buffers it allocated with the
+// caller's framework. Long calls release the GIL.
+#include <pybind11/pybind11.h>
+
+#include "cuda/cuda_check.h"
+
+namespace py = pybind11;
+
+namespace ipdpp::bindings {
+void register_cuda_spectrum(py::module_& m);
+void register_cuda_sampling(py::module_& m);
+}  // namespace ipdpp::bindings
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "ipdpp CUDA kernels; use the Python API in ipdpp instead of this module.";
+  // Translators are tried newest first, so the more specific out-of-memory type comes last.
+  py::register_exception<ipdpp::cuda::CudaError>(m, "CudaError", PyExc_RuntimeError);
+  py::register_exception<ipdpp::cuda::CudaOutOfMemory>(m, "CudaOutOfMemoryError",
+                                                       PyExc_MemoryError);
+  ipdpp::bindings::register_cuda_spectrum(m);
+  ipdpp::bindings::register_cuda_sampling(m);
+}

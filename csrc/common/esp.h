@@ -1,0 +1,93 @@
+// Elementary symmetric polynomials (ESPs) in log space and the k-DPP eigenvector selection
+// that uses them (Kulesza & Taskar 2012, Algorithms 7 and 8).
+//
+// e_l(x_1..x_j) for eigenvalues between 1e-12 and 1e12, thousands of values and l up to the rank
+// overflows (or underflows) a double long before it is needed: e_100 of 256 eigenvalues near
+// 1e12 is ~1e1400. Every quantity here is therefore a natural logarithm, and the recurrence
+//     e_l(x_1..x_j) = e_l(x_1..x_{j-1}) + x_j e_{l-1}(x_1..x_{j-1})
+// becomes a log-add-exp of two terms. Both terms are non-negative, so the recurrence has no
+// cancellation and each entry carries a relative error of a few ulps per step. Zero values
+// (log = -inf) are allowed; -inf is log 0 throughout.
+//
+// Header-only and free of std::vector so that CUDA kernels can include it (IPDPP_HD).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "common/philox.h"
+
+namespace ipdpp {
+
+// log 0. A macro constant rather than std::numeric_limits so that device code needs no
+// relaxed-constexpr flag.
+#define IPDPP_LOG_ZERO (-HUGE_VAL)
+
+// log(exp(a) + exp(b)), exact when either side is log 0 (returns the other one bit for bit, which
+// the backward pass below relies on to make forced choices have probability exactly 1).
+IPDPP_HD double log_add_exp(double a, double b) {
+  if (a < b) {
+    const double t = a;
+    a = b;
+    b = t;
+  }
+  if (b == IPDPP_LOG_ZERO) return a;
+  return a + std::log1p(std::exp(b - a));
+}
+
+// Number of doubles of the table written by log_esp_table.
+IPDPP_HD std::int64_t log_esp_table_size(std::int64_t m, std::int64_t k) {
+  return (m + 1) * (k + 1);
+}
+
+// Fills table[j * (k + 1) + l] = log e_l(x_0..x_{j-1}) for j = 0..m and l = 0..k, given
+// log_x[i] = log x_i (x_i >= 0; -inf allowed). Row j only depends on row j - 1, and the backward
+// pass reads rows in decreasing j, so the row-major layout is the cache-friendly one.
+// O(m k) time and memory.
+IPDPP_HD void log_esp_table(const double* log_x, std::int64_t m, std::int64_t k, double* table) {
+  const std::int64_t stride = k + 1;
+  table[0] = 0.0;  // e_0 of the empty set is 1
+  for (std::int64_t l = 1; l <= k; ++l) table[l] = IPDPP_LOG_ZERO;
+  for (std::int64_t j = 1; j <= m; ++j) {
+    const double* prev = table + (j - 1) * stride;
+    double* row = table + j * stride;
+    const double lx = log_x[j - 1];
+    row[0] = 0.0;
+    for (std::int64_t l = 1; l <= k; ++l) row[l] = log_add_exp(prev[l], lx + prev[l - 1]);
+  }
+}
+
+// out[l] = log e_l(x_0..x_{m-1}) for l = 0..k with O(k) memory (the last row of the table).
+IPDPP_HD void log_esp(const double* log_x, std::int64_t m, std::int64_t k, double* out) {
+  out[0] = 0.0;
+  for (std::int64_t l = 1; l <= k; ++l) out[l] = IPDPP_LOG_ZERO;
+  for (std::int64_t j = 0; j < m; ++j) {
+    const double lx = log_x[j];
+    // Descending l so that out[l - 1] still holds the previous row's value.
+    const std::int64_t top = j + 1 < k ? j + 1 : k;
+    for (std::int64_t l = top; l >= 1; --l) out[l] = log_add_exp(out[l], lx + out[l - 1]);
+  }
+}
+
+// Draws the index set J of a k-DPP's elementary DPP: P(J) = prod_{j in J} x_j / e_k(x), |J| = k
+// (Kulesza & Taskar 2012, Algorithm 8). Walks j = m-1 .. 0 and keeps x_j with probability
+// x_j e_{l-1}(x_0..x_{j-1}) / e_l(x_0..x_j), where l is the number still to pick; one uniform per
+// visited j. Requires e_k(x) > 0 (at least k positive values; the caller checks k <= rank).
+// Writes the k chosen indices to `chosen` in increasing order. Returns the number written
+// (always k when the precondition holds).
+IPDPP_HD std::int64_t select_k_from_log_esp(const double* table, const double* log_x,
+                                            std::int64_t m, std::int64_t k, RandomStream& rng,
+                                            std::int64_t* chosen) {
+  const std::int64_t stride = k + 1;
+  std::int64_t remaining = k;
+  for (std::int64_t j = m; j >= 1 && remaining > 0; --j) {
+    const double log_keep =
+        log_x[j - 1] + table[(j - 1) * stride + remaining - 1] - table[j * stride + remaining];
+    // When only `remaining` values are left the keep probability is exactly 1 (see log_add_exp),
+    // so the uniform in (0, 1) never skips a forced choice.
+    if (rng.uniform() < std::exp(log_keep)) chosen[--remaining] = j - 1;
+  }
+  return k - remaining;
+}
+
+}  // namespace ipdpp

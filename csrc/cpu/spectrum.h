@@ -1,0 +1,41 @@
+// The eigendecomposition of an L-ensemble kernel, truncated to its numerical rank: everything
+// the spectral samplers need. Built once per kernel and shared by every sample.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace ipdpp {
+
+struct Spectrum {
+  std::int64_t n = 0;     // ground set size
+  std::int64_t rank = 0;  // number of kept eigenpairs
+  // The kept (positive) eigenvalues, ascending, length `rank`.
+  std::vector<double> eigenvalues;
+  // n x rank, row-major: row i holds item i's coordinates in the eigenbasis, so that a pass of
+  // the sampler over the items reads memory contiguously. Columns are orthonormal.
+  std::vector<double> eigenvectors;
+};
+
+// L = diag(q) B B^T diag(q) for B (n x d, row-major, float or double) and q (n, may be null for
+// q = 1), through the dual Gram C = B^T diag(q^2) B (d x d): if C = U Lambda U^T then L has the
+// nonzero eigenvalues Lambda and eigenvectors V = diag(q) B U Lambda^{-1/2}. B is read in blocks of
+// rows converted to double, never copied whole. Eigenvalues <= rtol * max eigenvalue are dropped.
+template <class T>
+Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, const double* quality,
+                          double rtol);
+
+// Default symmetry tolerance of dense_spectrum: |L_ij - L_ji| <= kSymmetryRtol * max_ij |L_ij|.
+// Kernels assembled in double precision (X X^T, diag(q) S diag(q)) are symmetric to a few ulps of
+// their largest entry; 1e-10 accepts those and rejects anything asymmetric on purpose.
+constexpr double kSymmetryRtol = 1e-10;
+
+// A dense symmetric positive semidefinite L (n x n, row-major). Throws std::invalid_argument
+// (ValueError) naming `L` when |L_ij - L_ji| > symmetry_rtol * max|L| or when the smallest
+// eigenvalue is below -psd_rtol * max|eigenvalue| (psd_rtol < 0: use rtol). Callers whose L was
+// rounded to a coarser type (float32) pass tolerances of that type's precision.
+// Eigenvalues <= rtol * max eigenvalue are dropped.
+Spectrum dense_spectrum(const double* L, std::int64_t n, double rtol,
+                        double symmetry_rtol = kSymmetryRtol, double psd_rtol = -1.0);
+
+}  // namespace ipdpp

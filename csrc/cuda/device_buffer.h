@@ -1,0 +1,73 @@
+// Stream-ordered device memory owned by RAII. Allocations use cudaMallocAsync/cudaFreeAsync on the
+// caller's stream, so a call never synchronises the device to allocate or free scratch space.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include "common/error.h"
+#include "cuda/cuda_check.h"
+
+namespace ipdpp::cuda {
+
+template <class T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  // `count` elements of T, allocated in stream order on `stream`; freed on the same stream.
+  DeviceBuffer(std::size_t count, cudaStream_t stream) : count_(count), stream_(stream) {
+    if (count_ > 0) {
+      const std::size_t bytes = checked_size(static_cast<std::int64_t>(count_),
+                                             static_cast<std::int64_t>(sizeof(T)));
+      void* raw = nullptr;
+      CUDA_CHECK(cudaMallocAsync(&raw, bytes, stream_));
+      data_ = static_cast<T*>(raw);
+    }
+  }
+  ~DeviceBuffer() { release(); }
+  DeviceBuffer(DeviceBuffer&& other) noexcept { *this = std::move(other); }
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    if (this != &other) {
+      release();
+      data_ = std::exchange(other.data_, nullptr);
+      count_ = std::exchange(other.count_, 0);
+      stream_ = other.stream_;
+    }
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  T* data() const { return data_; }
+  std::size_t size() const { return count_; }
+  cudaStream_t stream() const { return stream_; }
+
+ private:
+  void release() noexcept {
+    // A destructor cannot throw; a failed free only leaks and the next checked call reports
+    // the sticky error, if any.
+    if (data_ != nullptr) cudaFreeAsync(data_, stream_);
+    data_ = nullptr;
+    count_ = 0;
+  }
+
+  T* data_ = nullptr;
+  std::size_t count_ = 0;
+  cudaStream_t stream_ = nullptr;
+};
+
+// Copies a host vector to a new device buffer (stream ordered; the host data must stay alive
+// until the copy ran, which cudaMemcpyAsync from pageable memory guarantees by staging it).
+template <class T>
+DeviceBuffer<T> to_device(const T* host, std::size_t count, cudaStream_t stream) {
+  DeviceBuffer<T> buffer(count, stream);
+  if (count > 0)
+    CUDA_CHECK(cudaMemcpyAsync(buffer.data(), host, count * sizeof(T), cudaMemcpyHostToDevice,
+                               stream));
+  return buffer;
+}
+
+}  // namespace ipdpp::cuda

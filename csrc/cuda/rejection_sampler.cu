@@ -1,0 +1,328 @@
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/philox.h"
+#include "cuda/block_reduce.cuh"
+#include "cuda/cuda_check.h"
+#include "cuda/device_buffer.h"
+#include "cuda/launch_config.h"
+#include "cuda/rejection_sampler.h"
+#include "cuda/shared_layout.h"
+
+namespace ipdpp::cuda {
+namespace {
+
+constexpr int kRejectionThreads = 32 * kRejectionWarps;
+constexpr int kStatusTooManyProposals = 4;
+
+// l_i = sum_c V[i, c]^2 in float64.
+template <class T>
+__global__ void leverage_scores(const T* __restrict__ V, std::int64_t n, std::int64_t rank,
+                                double* __restrict__ leverage) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    double sum = 0.0;
+    for (std::int64_t c = 0; c < rank; ++c) {
+      const double x = static_cast<double>(V[i * rank + c]);
+      sum += x * x;
+    }
+    leverage[i] = sum;
+  }
+}
+
+// Vose's alias method: column c keeps itself with probability prob[c], else alias[c].
+void build_alias_table(const std::vector<double>& weights, std::vector<double>& prob,
+                       std::vector<std::int32_t>& alias) {
+  const std::int64_t n = static_cast<std::int64_t>(weights.size());
+  double total = 0.0;
+  for (double w : weights) total += w;
+  IPDPP_REQUIRE(total > 0.0, "the kernel has no positive leverage score (rank 0)");
+  prob.assign(weights.size(), 1.0);
+  alias.resize(weights.size());
+  std::vector<double> scaled(weights.size());
+  std::vector<std::int32_t> small, large;
+  for (std::int64_t i = 0; i < n; ++i) {
+    scaled[i] = weights[i] * static_cast<double>(n) / total;
+    alias[i] = static_cast<std::int32_t>(i);
+    (scaled[i] < 1.0 ? small : large).push_back(static_cast<std::int32_t>(i));
+  }
+  while (!small.empty() && !large.empty()) {
+    const std::int32_t s = small.back(), l = large.back();
+    small.pop_back();
+    prob[s] = scaled[s];
+    alias[s] = l;
+    scaled[l] -= 1.0 - scaled[s];
+    if (scaled[l] < 1.0) {
+      large.pop_back();
+      small.push_back(l);
+    }
+  }
+  // Columns left in either list (rounding) keep prob = 1. A zero-weight column left over is
+  // then proposed but never accepted (its residual is 0), so this costs time, never exactness.
+}
+
+// Shared memory of the rejection kernel for max_count = m.
+struct RejectionShared {
+  std::size_t W, v, coef, columns, chosen, accepted, control, bytes;
+  template <class T>
+  IPDPP_SHARED_HD static RejectionShared make(std::int64_t m) {
+    const std::int64_t ldw = m | 1;  // odd stride: lanes reading W[q, c] for 32 q hit 32 banks
+    SharedLayout layout;
+    RejectionShared s{};
+    s.W = layout.take(static_cast<std::size_t>(m * ldw), sizeof(T));
+    s.v = layout.take(static_cast<std::size_t>(kRejectionWarps * m), sizeof(T));     // per warp
+    s.coef = layout.take(static_cast<std::size_t>(kRejectionWarps * m), sizeof(T));  // per warp
+    s.columns = layout.take(static_cast<std::size_t>(m), sizeof(std::int64_t));  // eigenvectors
+    s.chosen = layout.take(static_cast<std::size_t>(m), sizeof(std::int64_t));   // items
+    s.accepted = layout.take(kRejectionWarps, sizeof(int));
+    s.control = layout.take(2, sizeof(int));  // [winning warp or -1, proposal budget spent]
+    s.bytes = layout.size();
+    return s;
+  }
+};
+
+template <class T>
+std::size_t rejection_shared_bytes(std::int64_t m) {
+  return RejectionShared::make<T>(m).bytes;
+}
+
+struct RejectionParams {
+  const void* V;
+  const double* leverage;
+  const double* alias_probability;
+  const std::int32_t* alias_index;
+  const std::int64_t* selected;  // num_samples x width
+  const std::int32_t* counts;
+  std::int64_t* out;             // num_samples x width
+  int* status;
+  std::int64_t n, rank, width, max_count, num_samples;
+  std::uint64_t seed, sample_offset;
+};
+
+template <class T>
+__global__ void __launch_bounds__(kRejectionThreads) rejection_kernel(const RejectionParams p) {
+  extern __shared__ __align__(16) unsigned char shared_raw[];
+  const std::int64_t m = p.max_count, ldw = m | 1;
+  const RejectionShared layout = RejectionShared::make<T>(m);
+  T* W = reinterpret_cast<T*>(shared_raw + layout.W);  // m x ldw basis rows
+  T* vbuf = reinterpret_cast<T*>(shared_raw + layout.v);
+  T* cbuf = reinterpret_cast<T*>(shared_raw + layout.coef);
+  auto* columns = reinterpret_cast<std::int64_t*>(shared_raw + layout.columns);
+  auto* chosen = reinterpret_cast<std::int64_t*>(shared_raw + layout.chosen);
+  int* accepted = reinterpret_cast<int*>(shared_raw + layout.accepted);
+  int* control = reinterpret_cast<int*>(shared_raw + layout.control);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const T* V = static_cast<const T*>(p.V);
+  for (std::int64_t s = blockIdx.x; s < p.num_samples; s += gridDim.x) {
+    const std::int64_t count = p.counts[s];
+    const RandomStream rng(p.seed, p.sample_offset + static_cast<std::uint64_t>(s),
+                           RandomPurpose::kRejection);
+    for (std::int64_t c = threadIdx.x; c < count; c += blockDim.x)
+      columns[c] = p.selected[s * p.width + c];
+    __syncthreads();
+
+    T* v = vbuf + warp * m;
+    T* coef = cbuf + warp * m;
+    std::uint32_t base = 0;  // next proposal number
+    bool ok = true;
+    for (std::int64_t t = 0; t < count; ++t) {
+      while (true) {
+        // Proposal base + warp, evaluated by this warp.
+        double u0 = 0.0, u1 = 0.0;
+        rng.uniform_pair_at(base + static_cast<std::uint32_t>(warp), &u0, &u1);
+        const double x = u0 * static_cast<double>(p.n);
+        std::int64_t column = static_cast<std::int64_t>(x);
+        if (column >= p.n) column = p.n - 1;
+        const double coin = x - static_cast<double>(column);
+        const std::int64_t i = coin < p.alias_probability[column] ? column : p.alias_index[column];
+        // The proposed row restricted to the sample's eigenvectors, and its squared norm.
+        T norm2 = T(0);
+        for (std::int64_t c = lane; c < count; c += 32) {
+          const T value = V[i * p.rank + columns[c]];
+          v[c] = value;
+          norm2 += value * value;
+        }
+        bool duplicate = false;
+        for (std::int64_t q = lane; q < t; q += 32) duplicate |= chosen[q] == i;
+        duplicate = __any_sync(0xffffffffu, duplicate);
+        __syncwarp();
+        // ||W^T v||^2 with lane q owning basis rows q, q + 32, ...
+        T projected = T(0);
+        for (std::int64_t q = lane; q < t; q += 32) {
+          T dot = T(0);
+          for (std::int64_t c = 0; c < count; ++c) dot += W[q * ldw + c] * v[c];
+          coef[q] = dot;
+          projected += dot * dot;
+        }
+        for (int offset = 16; offset > 0; offset >>= 1) {
+          norm2 += __shfl_xor_sync(0xffffffffu, norm2, offset);
+          projected += __shfl_xor_sync(0xffffffffu, projected, offset);
+        }
+        const double residual = static_cast<double>(norm2 - projected);
+        if (lane == 0) accepted[warp] = !duplicate && u1 * p.leverage[i] < residual;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+          int winner = -1;
+          for (int w = 0; w < kRejectionWarps && winner < 0; ++w)
+            if (accepted[w]) winner = w;
+          control[0] = winner;
+          const std::uint32_t consumed =
+              winner >= 0 ? static_cast<std::uint32_t>(winner + 1) : kRejectionWarps;
+          control[1] = base + consumed >= kMaxRejectionProposals;
+        }
+        __syncthreads();
+        const int winner = control[0];
+        if (winner >= 0) {
+          if (warp == winner) {
+            // w = v - W coef, then a second Gram-Schmidt pass, then normalise into W[t].
+            __syncwarp();
+            for (std::int64_t c = lane; c < count; c += 32) {
+              T value = v[c];
+              for (std::int64_t q = 0; q < t; ++q) value -= coef[q] * W[q * ldw + c];
+              v[c] = value;
+            }
+            __syncwarp();
+            for (std::int64_t q = lane; q < t; q += 32) {
+              T dot = T(0);
+              for (std::int64_t c = 0; c < count; ++c) dot += W[q * ldw + c] * v[c];
+              coef[q] = dot;
+            }
+            __syncwarp();
+            T norm = T(0);
+            for (std::int64_t c = lane; c < count; c += 32) {
+              T value = v[c];
+              for (std::int64_t q = 0; q < t; ++q) value -= coef[q] * W[q * ldw + c];
+              v[c] = value;
+              norm += value * value;
+            }
+            for (int offset = 16; offset > 0; offset >>= 1)
+              norm += __shfl_xor_sync(0xffffffffu, norm, offset);
+            const T inv = norm > T(0) ? T(1) / sqrt(norm) : T(0);
+            for (std::int64_t c = lane; c < count; c += 32) W[t * ldw + c] = v[c] * inv;
+            if (lane == 0) chosen[t] = i;
+          }
+          base += static_cast<std::uint32_t>(winner + 1);
+          __syncthreads();
+          break;
+        }
+        base += kRejectionWarps;
+        if (control[1]) {
+          ok = false;
+          break;
+        }
+        __syncthreads();  // accepted[] and control[] are rewritten by the next round
+      }
+      if (!ok) break;
+    }
+    if (!ok && threadIdx.x == 0) atomicOr(p.status, kStatusTooManyProposals);
+    __syncthreads();
+    // Items in increasing order, then -1 padding (rank sort: k is small).
+    std::int64_t* row = p.out + s * p.width;
+    const std::int64_t done = ok ? count : 0;
+    for (std::int64_t e = threadIdx.x; e < p.width; e += blockDim.x) {
+      if (e < done) {
+        const std::int64_t item = chosen[e];
+        std::int64_t rank = 0;
+        for (std::int64_t f = 0; f < done; ++f) rank += chosen[f] < item;
+        row[rank] = item;
+      } else {
+        row[e] = -1;
+      }
+    }
+    __syncthreads();  // shared state is reused by the block's next sample
+  }
+}
+
+template <class T>
+void rejection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelection& selection,
+                            std::uint64_t seed, std::uint64_t sample_offset, std::int64_t* out,
+                            cudaStream_t stream) {
+  const std::int64_t S = selection.num_samples, m = selection.max_count;
+  if (S == 0) return;
+  if (m == 0) {  // every sample is empty: rows are all padding
+    CUDA_CHECK(cudaMemsetAsync(out, 0xff, checked_size(S, selection.width, sizeof(std::int64_t)),
+                               stream));
+    return;
+  }
+  IPDPP_ASSERT(spectrum.alias_index.data() != nullptr);
+  const std::size_t shared = rejection_shared_bytes<T>(m);
+  IPDPP_REQUIRE(shared <= static_cast<std::size_t>(max_shared_memory_per_block()),
+                "k = " + std::to_string(m) +
+                    " is too large for the CUDA rejection sampler (at most " +
+                    std::to_string(rejection_max_k(spectrum.dtype)) + " for this dtype)");
+  const void* kernel = reinterpret_cast<const void*>(rejection_kernel<T>);
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(shared)));
+  int per_sm = 0;
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kRejectionThreads,
+                                                           shared));
+  IPDPP_ASSERT(per_sm > 0);
+  const std::int64_t blocks =
+      std::min<std::int64_t>(S, static_cast<std::int64_t>(per_sm) * multiprocessor_count());
+  DeviceBuffer<int> status(1, stream);
+  CUDA_CHECK(cudaMemsetAsync(status.data(), 0, sizeof(int), stream));
+  const RejectionParams params{spectrum.eigenvectors.data(), spectrum.leverage.data(),
+                               spectrum.alias_probability.data(), spectrum.alias_index.data(),
+                               selection.indices.data(), selection.counts.data(), out,
+                               status.data(), spectrum.n, spectrum.rank, selection.width, m, S,
+                               seed, sample_offset};
+  rejection_kernel<T><<<static_cast<unsigned int>(blocks), kRejectionThreads, shared, stream>>>(
+      params);
+  CUDA_CHECK_LAUNCH("rejection_kernel");
+  int host_status = 0;
+  CUDA_CHECK(cudaMemcpyAsync(&host_status, status.data(), sizeof(int), cudaMemcpyDeviceToHost,
+                             stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (host_status != 0)
+    throw CudaError("rejection_kernel: a sample needed more than " +
+                    std::to_string(kMaxRejectionProposals) +
+                    " proposals: the residuals are numerically zero (broken spectrum?)");
+}
+
+}  // namespace
+
+void prepare_rejection_tables(DeviceSpectrum& spectrum, cudaStream_t stream) {
+  if (spectrum.alias_index.data() != nullptr) return;
+  const std::int64_t n = spectrum.n;
+  IPDPP_REQUIRE(n <= (std::int64_t{1} << 31) - 1, "the rejection sampler needs n < 2^31");
+  DeviceBuffer<double> leverage(static_cast<std::size_t>(n), stream);
+  if (spectrum.dtype == DType::kFloat32)
+    leverage_scores<float><<<grid_size(n), kThreadsPerBlock, 0, stream>>>(
+        spectrum.eigenvectors_as<float>(), n, spectrum.rank, leverage.data());
+  else
+    leverage_scores<double><<<grid_size(n), kThreadsPerBlock, 0, stream>>>(
+        spectrum.eigenvectors_as<double>(), n, spectrum.rank, leverage.data());
+  CUDA_CHECK_LAUNCH("leverage_scores");
+  std::vector<double> host(static_cast<std::size_t>(n));
+  CUDA_CHECK(cudaMemcpyAsync(host.data(), leverage.data(), host.size() * sizeof(double),
+                             cudaMemcpyDeviceToHost, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  std::vector<double> prob;
+  std::vector<std::int32_t> alias;
+  build_alias_table(host, prob, alias);
+  spectrum.alias_probability = to_device(prob.data(), prob.size(), stream);
+  spectrum.alias_index = to_device(alias.data(), alias.size(), stream);
+  spectrum.leverage = std::move(leverage);
+}
+
+std::int64_t rejection_max_k(DType dtype) {
+  const auto limit = static_cast<std::size_t>(max_shared_memory_per_block());
+  std::int64_t k = 1;
+  while ((dtype == DType::kFloat32 ? rejection_shared_bytes<float>(k + 1)
+                                   : rejection_shared_bytes<double>(k + 1)) <= limit)
+    ++k;
+  return k;
+}
+
+void rejection_sample(const DeviceSpectrum& spectrum, const EigenSelection& selection,
+                      std::uint64_t seed, std::uint64_t sample_offset, std::int64_t* out,
+                      cudaStream_t stream) {
+  if (spectrum.dtype == DType::kFloat32)
+    rejection_sample_typed<float>(spectrum, selection, seed, sample_offset, out, stream);
+  else
+    rejection_sample_typed<double>(spectrum, selection, seed, sample_offset, out, stream);
+}
+
+}  // namespace ipdpp::cuda

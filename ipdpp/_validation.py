@@ -1,0 +1,143 @@
+"""Argument checks at the Python boundary.
+
+Every helper takes the argument's name and raises with one message shape, e.g.
+``features must have shape (n, d); got (3,)``: ``TypeError`` for types and dtypes, ``ValueError``
+for shapes, values and devices. The C++ layer repeats the cheap checks as a backstop.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+
+from ._arrays import ArrayKind, as_numpy
+
+__all__ = [
+    "real_array",
+    "check_finite",
+    "check_int",
+    "check_seed",
+    "check_threads",
+    "index_array",
+    "UINT64_LIMIT",
+]
+
+#: Seeds and sample numbers are unsigned 64-bit integers (the Philox key and counter).
+UINT64_LIMIT = 2**64
+
+
+def real_array(
+    x: Any,
+    name: str,
+    *,
+    ndim: int,
+    shape_doc: str,
+    allow_float32: bool = True,
+) -> tuple[np.ndarray, ArrayKind]:
+    """A finite, non-empty, C-contiguous float32/float64 array view of ``x``.
+
+    Contiguous float32/float64 inputs are not copied. A non-contiguous input is copied once into
+    C order; other floating dtypes (float16, longdouble) are converted to float64 (a copy), and
+    so is float32 when ``allow_float32`` is False.
+
+    Raises
+    ------
+    TypeError
+        If the dtype is not a real floating type (integer, bool, complex, object ...).
+    ValueError
+        If ``x`` does not have ``ndim`` dimensions, has a zero-length axis, or holds NaN/Inf.
+    """
+    array, kind = as_numpy(x, name)
+    dtype = array.dtype
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"{name} must be a float32 or float64 array; got dtype {dtype}")
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must have shape {shape_doc}; got {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty; got shape {array.shape}")
+    if dtype == np.float64 or (dtype == np.float32 and allow_float32):
+        array = np.ascontiguousarray(array)
+    else:
+        array = np.ascontiguousarray(array, dtype=np.float64)
+    check_finite(array, name)
+    return array, kind
+
+
+def check_finite(array: np.ndarray, name: str) -> None:
+    """Raise ValueError if ``array`` holds NaN or Inf.
+
+    min and max propagate NaN and expose +-Inf, so two reductions check the whole array without
+    allocating an n-element boolean temporary (which ``np.isfinite(a).all()`` would).
+    """
+    if array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):
+        raise ValueError(f"{name} must not contain NaN or Inf")
+
+
+def check_int(x: Any, name: str, *, minimum: int | None = None) -> int:
+    """``x`` as a Python int (ints, numpy integers, 0-d integer arrays; not bool, not float).
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not an integer.
+    ValueError
+        If ``x < minimum``.
+    """
+    if isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer; got {x!r}")
+    try:
+        value = operator.index(x)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer; got {type(x).__name__} {x!r}") from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return value
+
+
+def check_seed(seed: Any, sample_offset: Any, num_samples: int) -> tuple[int, int]:
+    """Validated (seed, sample_offset): both unsigned 64-bit, offset + count within range."""
+    seed = check_int(seed, "seed", minimum=0)
+    if seed >= UINT64_LIMIT:
+        raise ValueError(f"seed must be < 2**64; got {seed}")
+    sample_offset = check_int(sample_offset, "sample_offset", minimum=0)
+    if sample_offset + num_samples > UINT64_LIMIT:
+        raise ValueError(
+            f"sample_offset + num_samples must be <= 2**64; got {sample_offset} + {num_samples}"
+        )
+    return seed, sample_offset
+
+
+def check_threads(threads: Any) -> int:
+    """``threads`` for the C++ layer: None -> 0 (all hardware threads), else an int >= 1."""
+    if threads is None:
+        return 0
+    return check_int(threads, "threads", minimum=1)
+
+
+def index_array(x: Any, name: str, n: int) -> np.ndarray:
+    """Distinct item indices in [0, n) as a 1-D int64 numpy array (input order kept).
+
+    Raises
+    ------
+    TypeError
+        If ``x`` does not hold integers.
+    ValueError
+        If ``x`` is not 1-D, or an index is out of range or repeated.
+    """
+    array, _ = as_numpy(x, name)
+    if array.size == 0:
+        array = array.astype(np.int64)
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer indices; got dtype {array.dtype}")
+    if array.ndim != 1:
+        raise ValueError(f"{name} must have shape (m,); got {array.shape}")
+    array = array.astype(np.int64, copy=False)
+    if array.size:
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high >= n:
+            raise ValueError(f"{name} must hold indices in [0, {n}); got values in [{low}, {high}]")
+        if np.unique(array).size != array.size:
+            raise ValueError(f"{name} must not repeat an index")
+    return array

@@ -1,0 +1,157 @@
+"""Shared fixtures: dtypes, devices, seeds, small kernels with their dense reference matrices."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+import ipdpp
+from ipdpp import _reference as ref
+
+# The seed of every statistical test. Fixed, so a test passes or fails deterministically; when a
+# correct sampler lands near a threshold the test needs more samples, not another seed.
+SEED = 20261126
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why the CUDA backend can not be tested here, or None when it can."""
+    if importlib.util.find_spec("ipdpp._cuda") is None:
+        return "ipdpp was built without its CUDA extension (ipdpp._cuda)"
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed (the CUDA tests move data with torch)"
+    if not torch.cuda.is_available():
+        return "no CUDA device is visible"
+    return None
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request: pytest.FixtureRequest) -> type[np.floating]:
+    """Every floating dtype the kernels accept."""
+    return request.param
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request: pytest.FixtureRequest) -> str:
+    """The device the inputs live on; "cuda" is skipped with a reason where it can not run."""
+    if request.param == "cuda":
+        reason = cuda_unavailable_reason()
+        if reason is not None:
+            pytest.skip(reason)
+    return request.param
+
+
+@pytest.fixture
+def seed() -> int:
+    """The fixed seed of the statistical tests."""
+    return SEED
+
+
+@dataclass
+class KernelCase:
+    """A kernel under test together with what the reference needs to judge it.
+
+    Attributes
+    ----------
+    kernel : ipdpp kernel object
+    L : float64 (n, n) dense L-ensemble matrix built by ipdpp._reference from the very same input
+        values (a float32 input is widened, not regenerated, so both describe the same kernel).
+    inputs : dict of the arrays passed to the constructor (the caller's arrays, not copies).
+    name : short id for messages.
+    """
+
+    kernel: Any
+    L: np.ndarray
+    inputs: dict[str, Any]
+    name: str
+
+    @property
+    def n(self) -> int:
+        return self.L.shape[0]
+
+
+def _to_device(x: np.ndarray, device: str) -> Any:
+    if device == "cpu":
+        return x
+    import torch
+
+    return torch.from_numpy(x).to(device)
+
+
+def build_kernel(
+    kind: str,
+    n: int,
+    *,
+    dtype: type[np.floating] = np.float64,
+    seed: int = SEED,
+    rank: int | None = None,
+    device: str = "cpu",
+) -> KernelCase:
+    """Build a small random kernel of the given kind.
+
+    Parameters
+    ----------
+    kind : {"lowrank", "lowrank_quality", "dense", "ipdpp"}
+        "lowrank": Gaussian features B (n, rank); "lowrank_quality": the same with quality
+        q ~ Uniform(0.3, 2) (well spread, so ignoring it is detectable); "dense": L = A A^T with A
+        (n, rank) Gaussian, passed as a dense matrix; "ipdpp": p ~ Beta(8, 2) as in the paper's
+        setting (confident but imperfect predictions), alpha="paper".
+    n : int
+        Ground set size.
+    dtype : numpy floating dtype of the input arrays.
+    seed : int
+        Seed of the random inputs.
+    rank : int, optional
+        Feature dimension of the low-rank / dense kernels (default n // 2 + 1, so that k-DPPs up
+        to about n / 2 exist and some subsets have probability 0).
+    device : "cpu" or "cuda" (inputs as torch CUDA tensors).
+    """
+    rng = np.random.default_rng(seed)
+    d = rank if rank is not None else n // 2 + 1
+    if kind in ("lowrank", "lowrank_quality"):
+        B = rng.standard_normal((n, d)).astype(dtype)
+        q = rng.uniform(0.3, 2.0, n).astype(np.float64) if kind == "lowrank_quality" else None
+        kernel = ipdpp.LowRankKernel(
+            _to_device(B, device), quality=None if q is None else _to_device(q, device)
+        )
+        L = ref.dense_from_lowrank(B.astype(np.float64), q)
+        inputs: dict[str, Any] = {"features": B, "quality": q}
+    elif kind == "dense":
+        A = rng.standard_normal((n, d))
+        L_in = (A @ A.T).astype(dtype)
+        L_in = (L_in + L_in.T) / 2  # exactly symmetric after rounding to dtype
+        kernel = ipdpp.DenseKernel(_to_device(L_in, device))
+        L = L_in.astype(np.float64)
+        inputs = {"L": L_in}
+    elif kind == "ipdpp":
+        p = rng.beta(8.0, 2.0, n).astype(dtype)
+        kernel = ipdpp.IPDPPKernel(_to_device(p, device))
+        L = ref.dense_from_ipdpp(p.astype(np.float64), "paper")
+        inputs = {"p": p}
+    else:
+        raise ValueError(f"unknown kernel kind {kind!r}")
+    return KernelCase(kernel=kernel, L=L, inputs=inputs, name=f"{kind}-n{n}-{np.dtype(dtype)}")
+
+
+@pytest.fixture
+def make_kernel(device: str) -> Callable[..., KernelCase]:
+    """Factory fixture: ``make_kernel(kind, n, dtype=..., seed=..., rank=...)`` on ``device``."""
+
+    def make(kind: str, n: int, **kwargs: Any) -> KernelCase:
+        return build_kernel(kind, n, device=device, **kwargs)
+
+    return make
+
+
+def to_numpy(result: Any) -> Any:
+    """The numpy view of a result: arrays and tensors -> np.ndarray, lists element-wise."""
+    if isinstance(result, (list, tuple)):
+        return [to_numpy(r) for r in result]
+    if hasattr(result, "detach"):
+        return result.detach().cpu().numpy()
+    return np.asarray(result)

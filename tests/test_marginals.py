@@ -1,0 +1,143 @@
+"""ipdpp.inclusion_probabilities and ipdpp.log_prob against the reference, and sample frequencies
+against exact inclusion probabilities at n ~ 500."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import pytest
+from _stats import all_k_subsets, all_subsets, assert_marginals, assert_valid_samples
+from conftest import KernelCase, build_kernel, to_numpy
+
+import ipdpp
+from ipdpp import _reference as ref
+
+# Tolerance of exact quantities computed by ipdpp against the float64 reference built from the
+# same input values. float64 kernels: a few hundred ulps of O(1) quantities; float32 inputs may be
+# processed in float32 arithmetic (relative error ~ 1e-7 * condition), hence the looser bound.
+EXACT_ATOL = {np.float64: 1e-9, np.float32: 1e-4}
+# Relative tolerance of individual subset probabilities (exp of log_prob); subsets with a
+# probability below 1e-12 are compared in absolute terms (they are round-off around zero).
+PROB_RTOL = {np.float64: 1e-6, np.float32: 1e-3}
+
+# n ~ 500 marginal tests: (kind, n, rank, k). The IP-DPP kernel has full rank, so its DPP samples
+# have ~n/2 items and cost O(n^3) each: its DPP check runs at n = 100.
+LARGE = {
+    "lowrank_quality": (500, 30, 10),
+    "dense": (500, 40, 15),
+    "ipdpp": (500, None, 20),
+}
+NUM_SAMPLES = 10_000
+METHODS = {
+    "lowrank_quality": ["sequential", "rejection"],
+    "dense": ["sequential", "rejection"],
+    "ipdpp": ["spectral"],
+}
+KIND_METHODS = [(kind, m) for kind in LARGE for m in METHODS[kind]]
+
+# The n ~ 500 kernels and their reference marginals are shared by the tests of both methods
+# (a dense eigendecomposition and the reference's O(r^2 k) marginals are the slow parts).
+_LARGE_CACHE: dict[tuple[object, ...], tuple[KernelCase, np.ndarray]] = {}
+
+
+def large_case(device: str, kind: str, n: int, k: int | None) -> tuple[KernelCase, np.ndarray]:
+    """(kernel case, reference inclusion probabilities) for the k-DPP, or the DPP if k is None."""
+    key = (device, kind, n, k)
+    if key not in _LARGE_CACHE:
+        case = build_kernel(kind, n, rank=LARGE[kind][1], device=device)
+        if k is None:
+            pi = ref.dpp_inclusion_probabilities(case.L)
+        else:
+            pi = ref.k_dpp_inclusion_probabilities(case.L, k)
+        _LARGE_CACHE[key] = (case, pi)
+    return _LARGE_CACHE[key]
+
+
+@pytest.mark.parametrize(("kind", "method"), KIND_METHODS)
+def test_k_dpp_frequencies_match_inclusion_probabilities(
+    device: str, seed: int, kind: str, method: str
+) -> None:
+    n, _, k = LARGE[kind]
+    case, expected = large_case(device, kind, n, k)
+    pi = np.asarray(to_numpy(ipdpp.inclusion_probabilities(case.kernel, k=k)), dtype=np.float64)
+    np.testing.assert_allclose(pi, expected, atol=1e-9)
+    assert pi.sum() == pytest.approx(k, abs=1e-9)
+    samples = to_numpy(ipdpp.sample_k_dpp(case.kernel, k, NUM_SAMPLES, seed=seed, method=method))
+    assert_valid_samples(samples, n, k)
+    assert_marginals(samples, pi, label=f"k-DPP {case.name} k={k} method={method}")
+
+
+@pytest.mark.parametrize(("kind", "method"), KIND_METHODS)
+def test_dpp_frequencies_match_inclusion_probabilities(
+    device: str, seed: int, kind: str, method: str
+) -> None:
+    n = LARGE[kind][0] if kind != "ipdpp" else 100
+    case, expected = large_case(device, kind, n, None)
+    pi = np.asarray(to_numpy(ipdpp.inclusion_probabilities(case.kernel)), dtype=np.float64)
+    np.testing.assert_allclose(pi, expected, atol=1e-9)
+    num_samples = NUM_SAMPLES if kind != "ipdpp" else 2_000
+    samples = to_numpy(ipdpp.sample_dpp(case.kernel, num_samples, seed=seed, method=method))
+    assert_valid_samples(samples, n)
+    assert_marginals(samples, pi, label=f"DPP {case.name} method={method}")
+
+
+# --- exact utilities on small kernels ----------------------------------------------------------
+
+SMALL = {"lowrank": (7, 4), "lowrank_quality": (7, 4), "dense": (6, 8), "ipdpp": (8, None)}
+
+
+@pytest.mark.parametrize("kind", list(SMALL))
+def test_inclusion_probabilities_match_reference(
+    make_kernel: Callable[..., KernelCase], dtype: type, kind: str
+) -> None:
+    n, rank = SMALL[kind]
+    case = make_kernel(kind, n, dtype=dtype, rank=rank)
+    atol = EXACT_ATOL[dtype]
+    pi = np.asarray(to_numpy(ipdpp.inclusion_probabilities(case.kernel)))
+    assert pi.dtype == np.float64 and pi.shape == (n,)
+    np.testing.assert_allclose(pi, ref.dpp_inclusion_probabilities(case.L), atol=atol)
+    for k in range(0, case.kernel.rank + 1):
+        pik = np.asarray(to_numpy(ipdpp.inclusion_probabilities(case.kernel, k=k)))
+        expected = ref.k_dpp_inclusion_probabilities_enumerated(case.L, k)
+        np.testing.assert_allclose(pik, expected, atol=atol, err_msg=f"k = {k}")
+        assert pik.sum() == pytest.approx(k, abs=n * atol)
+
+
+@pytest.mark.parametrize("kind", list(SMALL))
+def test_dpp_log_prob_sums_to_one(
+    make_kernel: Callable[..., KernelCase], dtype: type, kind: str
+) -> None:
+    n, rank = SMALL[kind]
+    case = make_kernel(kind, n, dtype=dtype, rank=rank)
+    exact = ref.dpp_subset_probabilities(case.L)
+    probs = {Y: math.exp(ipdpp.log_prob(case.kernel, list(Y))) for Y in all_subsets(n)}
+    assert sum(probs.values()) == pytest.approx(1.0, abs=10 * EXACT_ATOL[dtype])
+    for Y, p in probs.items():
+        assert p == pytest.approx(exact[Y], rel=PROB_RTOL[dtype], abs=1e-12), Y
+
+
+@pytest.mark.parametrize("kind", list(SMALL))
+def test_k_dpp_log_prob_sums_to_one(
+    make_kernel: Callable[..., KernelCase], dtype: type, kind: str
+) -> None:
+    n, rank = SMALL[kind]
+    case = make_kernel(kind, n, dtype=dtype, rank=rank)
+    for k in range(1, case.kernel.rank + 1):
+        exact = ref.k_dpp_subset_probabilities(case.L, k)
+        probs = {Y: math.exp(ipdpp.log_prob(case.kernel, Y, k=k)) for Y in all_k_subsets(n, k)}
+        assert sum(probs.values()) == pytest.approx(1.0, abs=10 * EXACT_ATOL[dtype]), k
+        for Y, p in probs.items():
+            assert p == pytest.approx(exact[Y], rel=PROB_RTOL[dtype], abs=1e-12)
+
+
+def test_log_prob_accepts_arrays_and_any_order(make_kernel: Callable[..., KernelCase]) -> None:
+    case = make_kernel("lowrank_quality", 7, rank=4)
+    expected = ref.dpp_log_prob(case.L, [1, 4, 6])
+    assert ipdpp.log_prob(case.kernel, [6, 1, 4]) == pytest.approx(expected, rel=1e-10)
+    assert ipdpp.log_prob(case.kernel, np.array([1, 4, 6])) == pytest.approx(expected, rel=1e-10)
+    expected_k = ref.k_dpp_log_prob(case.L, [1, 4, 6])
+    assert ipdpp.log_prob(case.kernel, (4, 6, 1), k=3) == pytest.approx(expected_k, rel=1e-10)
+    # More items than the rank: probability zero (-inf, or the log of round-off).
+    assert math.exp(ipdpp.log_prob(case.kernel, [0, 1, 2, 3, 4])) < 1e-12

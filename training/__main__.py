@@ -1,0 +1,10 @@
+"""``python -m training`` and the ``ipdpp-train`` console script."""
+
+from __future__ import annotations
+
+from .cli import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Balanced Negative Sampling (BNS) losses for stage 1.
+
+Notation as in the paper (Lin & Yuan 2025, Eq. 12): a batch of B images with labels y; view 1
+of image i is the anchor q_i, view 2 the key v_i; both L2-normalised, similarities scaled by
+1/tau.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["bns_loss", "bns_loss_code", "same_class_partners"]
+
+
+def same_class_partners(labels: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each batch position, itself plus up to ``m`` other positions with the same label.
+
+    Partners of i are the next members of i's class in batch order, cyclically, so every
+    member of a class acts as a partner equally often and a class with ``c`` members in the
+    batch gives each anchor ``min(m, c - 1)`` partners.
+
+    Parameters
+    ----------
+    labels : torch.Tensor
+        int64 (B,), any device.
+    m : int
+        Partners per anchor (>= 0).
+
+    Returns
+    -------
+    index : torch.Tensor
+        int64 (B, m + 1); column 0 is the anchor itself.
+    valid : torch.Tensor
+        bool (B, m + 1); False where the class has too few members (index then repeats i).
+    """
+    if labels.ndim != 1:
+        raise ValueError(f"labels must have shape (B,); got {tuple(labels.shape)}")
+    if m < 0:
+        raise ValueError(f"m must be >= 0; got {m}")
+    b = labels.shape[0]
+    device = labels.device
+    order = torch.argsort(labels, stable=True)  # members of a class are contiguous in `order`
+    sorted_labels = labels[order]
+    _, counts = torch.unique_consecutive(sorted_labels, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    group = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
+    rank = torch.arange(b, device=device) - starts[group]  # position within the class
+    steps = torch.arange(m + 1, device=device)
+    size = counts[group][:, None]
+    partner_sorted = order[starts[group][:, None] + (rank[:, None] + steps) % size]
+    valid_sorted = steps[None, :] < size
+    index = torch.empty_like(partner_sorted)
+    valid = torch.empty_like(valid_sorted)
+    index[order] = partner_sorted
+    valid[order] = valid_sorted
+    index = torch.where(valid, index, torch.arange(b, device=device)[:, None])
+    return index, valid
+
+
+def _check(q: torch.Tensor, v: torch.Tensor, labels: torch.Tensor, temperature: float) -> None:
+    if q.ndim != 2 or q.shape != v.shape:
+        raise ValueError(
+            f"q and v must have the same shape (B, D); got {tuple(q.shape)} and {tuple(v.shape)}"
+        )
+    if labels.shape != (q.shape[0],):
+        raise ValueError(f"labels must have shape ({q.shape[0]},); got {tuple(labels.shape)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive; got {temperature!r}")
+
+
+def bns_loss(
+    q: torch.Tensor, v: torch.Tensor, labels: torch.Tensor, m: int, temperature: float
+) -> torch.Tensor:
+    """BNS loss, paper Eq. 12, averaged over the batch.
+
+    For anchor i with partner set A_i = {i} plus up to m other same-class positions (all of
+    which share v_i as their positive) and negatives N_i = {j : y_j != y_i}:
+
+        L_i = -1/|A_i| * sum_{a in A_i} [ log sig(q_a . v_i / tau)
+                                          + sum_{j in N_i} log sig(-q_a . v_j / tau) ]
+
+    A same-class key is never a negative, and the negatives are summed (not averaged), as Eq. 12
+    writes them. Because every a in A_i has y_a = y_i, N_i is the set of other-class keys of each
+    q_a, so the negative term of q_a is computed once per row of the similarity matrix.
+
+    Parameters
+    ----------
+    q, v : torch.Tensor
+        float (B, D) projections of view 1 and view 2 (normalised here).
+    labels : torch.Tensor
+        int64 (B,).
+    m : int
+        Extra same-class anchors per anchor.
+    temperature : float
+        tau > 0.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss.
+
+    Raises
+    ------
+    ValueError
+        For mismatched shapes, m < 0 or a non-positive temperature.
+    """
+    _check(q, v, labels, temperature)
+    q = F.normalize(q, dim=1)
+    v = F.normalize(v, dim=1)
+    logits = q @ v.T / temperature  # (B, B): row a = anchor q_a, column j = key v_j
+    other_class = labels[:, None] != labels[None, :]
+    negative = (F.logsigmoid(-logits) * other_class).sum(dim=1)  # (B,) per anchor q_a
+    index, valid = same_class_partners(labels, m)
+    positive = F.logsigmoid(logits[index, torch.arange(len(labels), device=q.device)[:, None]])
+    terms = (positive + negative[index]) * valid
+    per_anchor = -terms.sum(dim=1) / valid.sum(dim=1)
+    return per_anchor.mean()
+
+
+def bns_loss_code(
+    q: torch.Tensor, v: torch.Tensor, labels: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """The variant in the authors' released code, as PAPER.md describes it.
+
+    Cosine similarities between all 2B views (q and v), scaled by 1/tau; P = the in-batch mean
+    of exp(sim) over same-label pairs of distinct views, Q = the same mean over different-label
+    pairs; loss = -log sig(P) - log sig(-Q). It pulls classes together and pushes them apart
+    on average rather than per anchor. We could not read the release itself, so this is our
+    reading of that description; it is offered for comparison (``stage1.loss = "code"``), not
+    as the method.
+
+    Parameters
+    ----------
+    q, v : torch.Tensor
+        float (B, D).
+    labels : torch.Tensor
+        int64 (B,).
+    temperature : float
+        tau > 0.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss.
+    """
+    _check(q, v, labels, temperature)
+    z = F.normalize(torch.cat([q, v]), dim=1)
+    y = torch.cat([labels, labels])
+    sim = torch.exp(z @ z.T / temperature)
+    distinct = ~torch.eye(len(y), dtype=torch.bool, device=z.device)
+    same = (y[:, None] == y[None, :]) & distinct
+    different = y[:, None] != y[None, :]
+    terms = []
+    if same.any():
+        terms.append(-F.logsigmoid(sim[same].mean()))
+    if different.any():
+        terms.append(-F.logsigmoid(-sim[different].mean()))
+    return torch.stack(terms).sum()

@@ -1,0 +1,246 @@
+"""One comparison run: load data, train every requested method, evaluate, report.
+
+Stage 1 (BNS) is trained once per run and shared by the stage-2 methods and the linear probe.
+Everything goes to ``run.out_dir / run.name``::
+
+    config.toml, config.json         the resolved config
+    stage1/                          checkpoint.pt, log.csv, log.json
+    <method>/                        checkpoint.pt, log.csv, log.json, metrics.json
+    results.md, results.json         the comparison
+    per_class_accuracy.png, class_counts.png
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from .baselines import train_cross_entropy, train_linear_probe
+from .config import STAGE2_MODES, Config, config_to_dict, to_toml
+from .data import DeviceData, load_long_tailed, to_device
+from .engine import (
+    EpochCallback,
+    Runtime,
+    derive_seed,
+    setup_runtime,
+    teardown_runtime,
+    write_text_atomic,
+)
+from .evaluate import Metrics, ShotThresholds, evaluate_predictions, predict, shot_thresholds
+from .models import Classifier, Encoder, ProjectionHead, build_encoder
+from .report import write_report
+from .stage1 import train_stage1
+from .stage2 import default_k_per_class, train_stage2
+
+__all__ = ["ExperimentResult", "run_experiment"]
+
+# Keys that may change between an interrupted run and its --resume without changing results.
+_RESUME_FREE = {("run", "resume"), ("run", "progress"), ("run", "threads")}
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """What a run produced (on rank 0; other ranks get ``metrics`` empty).
+
+    Attributes
+    ----------
+    metrics : dict of str to Metrics
+        Per method, in the order run.
+    table : str
+        The Markdown comparison (also in ``directory / "results.md"``).
+    directory : pathlib.Path
+    thresholds : ShotThresholds
+    models : dict of str to nn.Module
+        The trained models (for inspection and tests).
+    """
+
+    metrics: dict[str, Metrics]
+    table: str
+    directory: Path
+    thresholds: ShotThresholds
+    models: dict[str, nn.Module]
+
+
+def _check_resumable(directory: Path, config: Config) -> None:
+    saved_path = directory / "config.json"
+    if not saved_path.is_file():
+        return
+    saved = json.loads(saved_path.read_text())
+    current = json.loads(json.dumps(config_to_dict(config)))
+    diffs = [
+        f"{section}.{key}: {saved.get(section, {}).get(key)!r} -> {value!r}"
+        for section, table in current.items()
+        for key, value in table.items()
+        if (section, key) not in _RESUME_FREE and saved.get(section, {}).get(key) != value
+    ]
+    if diffs:
+        raise ValueError(
+            f"--resume: the config differs from the one {directory} was started with "
+            f"({'; '.join(diffs)}); resume with the same settings or start a new run"
+        )
+
+
+class _Experiment:
+    def __init__(self, config: Config, runtime: Runtime, callback: Optional[EpochCallback]) -> None:
+        self.config, self.runtime, self.callback = config, runtime, callback
+        self.directory = Path(config.run.out_dir) / config.run.name
+        self.host = load_long_tailed(config.data)
+        self.data: DeviceData = to_device(self.host, runtime.device)
+        self.mean, self.std = self.data.channel_stats()
+        self.thresholds = shot_thresholds(config.eval, self.host.train_counts[0])
+        self._pretrained: Optional[Encoder] = None
+        self.stage1_seconds = 0.0
+
+    def new_encoder(self, purpose: str) -> Encoder:
+        # Seeded per purpose, so a method's initial weights do not depend on which other methods
+        # ran before it in this process (or were skipped on --resume).
+        torch.manual_seed(derive_seed(self.config.run.seed, purpose))
+        encoder = build_encoder(self.config.model, self.host.image_shape[0], self.mean, self.std)
+        return encoder.to(self.runtime.device)
+
+    def pretrained(self) -> Encoder:
+        if self._pretrained is None:
+            began = time.perf_counter()
+            encoder = self.new_encoder("stage1-init")
+            m = self.config.model
+            head = ProjectionHead(encoder.feature_dim, m.projection_hidden, m.projection_dim)
+            train_stage1(
+                self.config.stage1,
+                self.config.augment,
+                encoder,
+                head.to(self.runtime.device),
+                self.data,
+                self.runtime,
+                self.directory / "stage1",
+                resume=self.config.run.resume,
+                callback=self.callback,
+            )
+            self._pretrained = encoder
+            self.stage1_seconds = time.perf_counter() - began
+        return self._pretrained
+
+    def train(self, method: str) -> nn.Module:
+        cfg, rt, directory = self.config, self.runtime, self.directory / method
+        resume, num_classes = cfg.run.resume, self.host.num_classes
+        if method == "ce":
+            model = Classifier(self.new_encoder("ce-init"), num_classes).to(rt.device)
+            train_cross_entropy(
+                cfg.ce, cfg.augment, model, self.data, rt, directory, resume=resume, callback=self.callback
+            )
+            return model
+        encoder = self.pretrained()
+        torch.manual_seed(derive_seed(cfg.run.seed, f"{method}-head"))
+        if method == "linear_probe":
+            head = nn.Linear(encoder.feature_dim, num_classes).to(rt.device)
+            train_linear_probe(
+                cfg.linear_probe,
+                encoder,
+                head,
+                self.data,
+                rt,
+                directory,
+                feature_batch=cfg.eval.batch_size,
+                resume=resume,
+                callback=self.callback,
+            )
+            return nn.Sequential(encoder, head)
+        model = Classifier(copy.deepcopy(encoder), num_classes).to(rt.device)
+        train_stage2(
+            cfg.stage2,
+            cfg.augment,
+            model,
+            self.data,
+            STAGE2_MODES[method],
+            rt,
+            directory,
+            resume=resume,
+            callback=self.callback,
+        )
+        return model
+
+    def evaluate(self, model: nn.Module) -> Metrics:
+        predictions = predict(model, self.data.x_test, self.config.eval.batch_size)
+        return evaluate_predictions(
+            predictions.cpu().numpy(), self.host.y_test, self.host.train_counts, self.thresholds
+        )
+
+
+def run_experiment(config: Config, *, callback: Optional[EpochCallback] = None) -> ExperimentResult:
+    """Train and compare the methods in ``config.run.methods``; write and print nothing but files.
+
+    Parameters
+    ----------
+    config : Config
+    callback : callable, optional
+        ``callback(phase_name, epochs_done)`` after every checkpointed epoch (tests use it to
+        interrupt a run).
+
+    Returns
+    -------
+    ExperimentResult
+
+    Raises
+    ------
+    FileNotFoundError
+        When the dataset's files are missing.
+    ValueError
+        For an inconsistent config, CUDA requested without a CUDA device, or ``--resume`` with a
+        config that differs from the interrupted run's.
+
+    Notes
+    -----
+    Under ``torchrun`` every process runs this function; rank 0 writes files and the others
+    return empty metrics. Results depend on ``run.seed`` and ``data.data_seed`` only (for a
+    fixed device and thread count), and a resumed run ends with the same weights as an
+    uninterrupted one.
+    """
+    r = config.run
+    runtime = setup_runtime(r.device, r.seed, r.threads, r.progress)
+    try:
+        directory = Path(r.out_dir) / r.name
+        if runtime.is_main:
+            directory.mkdir(parents=True, exist_ok=True)
+            if r.resume:
+                _check_resumable(directory, config)
+            write_text_atomic(directory / "config.toml", to_toml(config))
+            write_text_atomic(directory / "config.json", json.dumps(config_to_dict(config), indent=1))
+        runtime.barrier()
+        experiment = _Experiment(config, runtime, callback)
+        metrics: dict[str, Metrics] = {}
+        models: dict[str, nn.Module] = {}
+        seconds: dict[str, float] = {}
+        for method in r.methods:
+            began, stage1_before = time.perf_counter(), experiment.stage1_seconds
+            models[method] = experiment.train(method)
+            # Stage 1 is shared: its time is reported once, not charged to the first method.
+            stage1_share = experiment.stage1_seconds - stage1_before
+            seconds[method] = time.perf_counter() - began - stage1_share
+            if runtime.is_main:
+                metrics[method] = experiment.evaluate(models[method])
+                write_text_atomic(
+                    directory / method / "metrics.json",
+                    json.dumps({**metrics[method].to_dict(), "seconds": seconds[method]}, indent=1),
+                )
+            runtime.barrier()
+        table = ""
+        if runtime.is_main:
+            k = config.stage2.k_per_class or default_k_per_class(experiment.host.train_counts)
+            extra: dict[str, Any] = {
+                "seconds": seconds,
+                "stage1_seconds": experiment.stage1_seconds,
+                "k_per_class": k,
+                "device": str(runtime.device),
+                "world_size": runtime.world_size,
+            }
+            table = write_report(directory, metrics, experiment.thresholds, experiment.host, extra)
+        runtime.barrier()
+        return ExperimentResult(metrics, table, directory, experiment.thresholds, models)
+    finally:
+        teardown_runtime(runtime)

@@ -1,0 +1,119 @@
+"""The end-of-run summary: a Markdown table comparing the methods, JSON, and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .data import LongTailData
+from .evaluate import Metrics, ShotThresholds
+
+__all__ = ["METHOD_LABELS", "markdown_table", "write_plots", "write_report"]
+
+METHOD_LABELS = {
+    "ce": "CE on the full LT set",
+    "random": "BNS + random class-balanced undersampling",
+    "paper": "BNS + IP-DPP, paper's Algorithm 1",
+    "exact": "BNS + IP-DPP, exact k-DPP",
+    "linear_probe": "BNS linear probe",
+}
+
+
+def _cell(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.1f}"
+
+
+def markdown_table(results: Mapping[str, Metrics], thresholds: ShotThresholds, data: LongTailData) -> str:
+    """Methods as rows; overall, many, medium and few-shot top-1 accuracy (%) as columns.
+
+    The header states the classes in each group and the thresholds that defined them.
+    """
+    groups = next(iter(results.values())).groups if results else ()
+    members = {
+        g: [f"{name} ({n})" for name, n, grp in zip(data.class_names, data.train_counts, groups) if grp == g]
+        for g in ("many", "medium", "few")
+    }
+    lines = [
+        f"Training images per class (head to tail): {', '.join(map(str, data.train_counts))}; "
+        f"test images: {len(data.y_test)}.",
+        f"Shot groups — {thresholds.describe()}.",
+    ]
+    for g in ("many", "medium", "few"):
+        lines.append(f"- {g}: {', '.join(members[g]) if members[g] else 'no classes'}")
+    lines += [
+        "",
+        "| method | overall | many | medium | few |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for method, m in results.items():
+        lines.append(
+            f"| {METHOD_LABELS.get(method, method)} | {_cell(m.overall)} | {_cell(m.many)} | "
+            f"{_cell(m.medium)} | {_cell(m.few)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(results: Mapping[str, Metrics], data: LongTailData, directory: Path) -> list[Path]:
+    """per_class_accuracy.png (grouped bars, one colour per method) and class_counts.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    names = list(data.class_names)
+    x = np.arange(len(names))
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(names) * max(1, len(results)) / 2), 4))
+    width = 0.8 / max(1, len(results))
+    for i, (method, m) in enumerate(results.items()):
+        ax.bar(x + (i - (len(results) - 1) / 2) * width, m.per_class, width, label=METHOD_LABELS.get(method, method))
+    ax.set_xticks(x, [f"{n}\n({c})" for n, c in zip(names, data.train_counts)], fontsize=7)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Per-class accuracy (class, training images), head to tail")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    paths.append(directory / "per_class_accuracy.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.5 * len(names)), 3))
+    ax.bar(x, data.train_counts, color="tab:gray")
+    ax.set_yscale("log")
+    ax.set_xticks(x, names, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("training images (log scale)")
+    ax.set_title("Long-tailed training set")
+    fig.tight_layout()
+    paths.append(directory / "class_counts.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def write_report(
+    directory: Path,
+    results: Mapping[str, Metrics],
+    thresholds: ShotThresholds,
+    data: LongTailData,
+    extra: Mapping[str, Any],
+) -> str:
+    """Write results.md, results.json and the plots into ``directory``; return the Markdown."""
+    table = markdown_table(results, thresholds, data)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "results.md").write_text(table)
+    payload = {
+        "methods": {k: v.to_dict() for k, v in results.items()},
+        "class_names": list(data.class_names),
+        "train_counts": list(data.train_counts),
+        "thresholds": {"many": thresholds.many, "few": thresholds.few, "note": thresholds.note},
+        **extra,
+    }
+    (directory / "results.json").write_text(json.dumps(payload, indent=1, allow_nan=True) + "\n")
+    write_plots(results, data, directory)
+    return table

@@ -1,0 +1,131 @@
+"""Stage 1: Balanced Negative Sampling (BNS) pre-training of the encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from .augment import contrastive_view
+from .config import AugmentConfig, Stage1Config
+from .data import DeviceData
+from .engine import (
+    EpochCallback,
+    Phase,
+    Runtime,
+    iterate,
+    lr_at,
+    make_generator,
+    param_groups,
+    run_phase,
+    set_lr,
+)
+from .losses import bns_loss, bns_loss_code
+from .models import Encoder, ProjectionHead
+from .samplers import class_group_batches, shard
+
+__all__ = ["train_stage1"]
+
+#: The release scales the learning rate linearly with the batch, lr = base * batch / 256.
+LR_REFERENCE_BATCH = 256
+
+
+class _Projected(nn.Module):
+    """Encoder + projection head as one module, so one DDP wrapper covers both."""
+
+    def __init__(self, encoder: Encoder, head: ProjectionHead) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+def train_stage1(
+    config: Stage1Config,
+    augment: AugmentConfig,
+    encoder: Encoder,
+    head: ProjectionHead,
+    data: DeviceData,
+    runtime: Runtime,
+    directory: Path,
+    *,
+    resume: bool = False,
+    callback: Optional[EpochCallback] = None,
+) -> list[dict[str, Any]]:
+    """Pre-train ``encoder`` (in place) with the BNS loss; returns the per-epoch log.
+
+    Each step takes a batch of same-class groups (:func:`training.samplers.class_group_batches`,
+    ``config.partners + 1`` images per group), makes two contrastive views of every image,
+    projects both through ``head`` and minimises :func:`training.losses.bns_loss` (or the
+    released code's variant, ``config.loss = "code"``). AdamW without decay on biases and norm
+    scales; the learning rate ``config.lr * global_batch / 256`` warms up linearly for
+    ``config.warmup_epochs`` and then follows a cosine to zero.
+
+    Parameters
+    ----------
+    config, augment : Stage1Config, AugmentConfig
+    encoder, head : nn.Module
+        On ``runtime.device``; trained in place.
+    data : DeviceData
+    runtime : Runtime
+        Under DDP each process takes every ``world_size``-th batch; ``config.batch_size`` is per
+        process.
+    directory : pathlib.Path
+        Checkpoint and logs.
+    resume : bool
+        Continue from ``directory/checkpoint.pt`` when it exists.
+    callback : callable, optional
+        Called after each checkpointed epoch.
+
+    Notes
+    -----
+    Batches and augmentations are deterministic functions of (seed, rank, epoch), so an
+    interrupted and resumed run reproduces the uninterrupted one.
+    """
+    net = _Projected(encoder, head)
+    model: nn.Module = DistributedDataParallel(net) if runtime.distributed else net
+    optimizer = torch.optim.AdamW(
+        param_groups([net], config.weight_decay), lr=config.lr, betas=config.betas
+    )
+    base_lr = config.lr * config.batch_size * runtime.world_size / LR_REFERENCE_BATCH
+    labels = data.host.y_train
+
+    def run_epoch(epoch: int) -> dict[str, Any]:
+        model.train()
+        batches = shard(
+            class_group_batches(labels, config.batch_size, config.partners, runtime.seed, epoch),
+            runtime.rank,
+            runtime.world_size,
+        )
+        g = make_generator(runtime, "stage1", epoch)
+        total, count, lr = 0.0, 0, base_lr
+        for step, idx in iterate(batches, runtime.device):
+            lr = lr_at(base_lr, epoch, step, len(batches), config.warmup_epochs, config.epochs)
+            set_lr(optimizer, lr)
+            x, y = data.x_train[idx], data.y_train[idx]
+            views = torch.cat([contrastive_view(x, augment, g), contrastive_view(x, augment, g)])
+            q, v = model(views).chunk(2)
+            if config.loss == "paper":
+                loss = bns_loss(q, v, y, config.partners, config.temperature)
+            else:
+                loss = bns_loss_code(q, v, y, config.temperature)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        return {"loss": total / max(1, count), "lr": lr}
+
+    phase = Phase(
+        name="stage1 (BNS)",
+        directory=directory,
+        epochs=config.epochs,
+        modules={"encoder": encoder, "head": head},
+        optimizer=optimizer,
+        run_epoch=run_epoch,
+    )
+    return run_phase(phase, runtime, resume, callback)

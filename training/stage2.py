@@ -1,0 +1,213 @@
+"""Stage 2: classifier re-training on class-balanced subsets drawn by ``ipdpp.balanced_subset``.
+
+Every R epochs the current model scores the whole long-tailed training set (p_i = softmax
+probability of item i's true label), ``ipdpp.balanced_subset`` draws ``min(k, N_c)`` items of
+every class c — by exact IP-DPP (``"exact"``), the paper's Algorithm 1 (``"paper"``) or
+uniformly (``"random"``) — and the next R epochs train on that subset with cross-entropy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+import ipdpp
+
+from .augment import weak_augment
+from .config import AugmentConfig, Stage2Config
+from .data import DeviceData
+from .engine import (
+    EpochCallback,
+    Phase,
+    Runtime,
+    derive_seed,
+    iterate,
+    lr_at,
+    make_generator,
+    param_groups,
+    run_phase,
+    set_lr,
+)
+from .evaluate import predict
+from .models import Classifier
+from .samplers import shard, shuffled_batches
+
+__all__ = ["default_k_per_class", "supervised_epoch", "train_stage2"]
+
+#: The paper's subset size: k = 10 * N_min items per class (PAPER.md, stage 2).
+K_PER_MIN_CLASS = 10
+#: Scoring batch (inference only, so larger than training batches).
+SCORE_BATCH = 1024
+
+
+def default_k_per_class(train_counts: tuple[int, ...]) -> int:
+    """10 x the smallest class size (500 on CIFAR-10-LT at IF 100)."""
+    return K_PER_MIN_CLASS * min(train_counts)
+
+
+def supervised_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: DeviceData,
+    indices: np.ndarray,
+    batch_size: int,
+    augment: Optional[AugmentConfig],
+    runtime: Runtime,
+    schedule: tuple[float, int, int, int],
+    purpose: str,
+) -> dict[str, float]:
+    """One cross-entropy epoch over ``data.x_train[indices]`` (shared with the CE baseline).
+
+    ``schedule`` is (base_lr, epoch, warmup_epochs, total_epochs); ``augment`` None trains
+    on the raw images.
+    """
+    base_lr, epoch, warmup, total = schedule
+    model.train()
+    order = shuffled_batches(len(indices), batch_size, derive_seed(runtime.seed, purpose), epoch)
+    batches = shard([indices[b] for b in order], runtime.rank, runtime.world_size)
+    g = make_generator(runtime, purpose, epoch)
+    loss_sum, correct, count, lr = 0.0, 0, 0, base_lr
+    for step, idx in iterate(batches, runtime.device):
+        lr = lr_at(base_lr, epoch, step, len(batches), warmup, total)
+        set_lr(optimizer, lr)
+        x, y = data.x_train[idx], data.y_train[idx]
+        if augment is not None:
+            x = weak_augment(x, augment, g)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += float(loss.detach()) * len(idx)
+        correct += int((logits.argmax(1) == y).sum())
+        count += len(idx)
+    return {"loss": loss_sum / max(1, count), "train_acc": 100.0 * correct / max(1, count), "lr": lr}
+
+
+class _FrozenEncoder(nn.Module):
+    """Wraps an encoder so that it stays in eval mode (BatchNorm statistics frozen)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.inner = encoder
+
+    def train(self, mode: bool = True) -> _FrozenEncoder:
+        super().train(mode)
+        self.inner.eval()
+        return self
+
+
+def _broadcast(obj: Any, runtime: Runtime) -> Any:
+    """Rank 0's ``obj`` on every rank (identity without a process group)."""
+    if not runtime.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def train_stage2(
+    config: Stage2Config,
+    augment: AugmentConfig,
+    model: Classifier,
+    data: DeviceData,
+    mode: str,
+    runtime: Runtime,
+    directory: Path,
+    *,
+    resume: bool = False,
+    callback: Optional[EpochCallback] = None,
+) -> list[dict[str, Any]]:
+    """Re-train ``model`` (in place) on class-balanced subsets; returns the per-epoch log.
+
+    Parameters
+    ----------
+    config : Stage2Config
+        Epochs, R (``resample_every``), k (``k_per_class``; None: 10 x the smallest class),
+        IP-DPP ``alpha``, and ``finetune``: ``"full"`` trains encoder and head, ``"classifier"``
+        only the head (the encoder then stays in eval mode).
+    augment : AugmentConfig
+        Random crop (+ flip) on the subset's images.
+    model : Classifier
+        Pre-trained encoder with a fresh head, on ``runtime.device``.
+    data : DeviceData
+    mode : str
+        ``ipdpp.balanced_subset`` mode: "exact", "paper" or "random".
+    runtime : Runtime
+    directory : pathlib.Path
+        Checkpoint and logs; the log records, for every re-sampling round, the subset size and
+        the mean p of the chosen items against the mean p of the whole set.
+    resume : bool
+    callback : callable, optional
+
+    Notes
+    -----
+    Round r draws with seed ``derive_seed(run seed, "stage2-subset", r)``; rank 0 scores and
+    draws, and broadcasts the subset, so every DDP rank trains on the same items.
+    """
+    if config.finetune == "classifier":
+        for param in model.encoder.parameters():
+            param.requires_grad_(False)
+        model.encoder = _FrozenEncoder(model.encoder)  # type: ignore[assignment]
+    trainable: nn.Module = model if config.finetune == "full" else model.head
+    wrapped: nn.Module = DistributedDataParallel(model) if runtime.distributed else model
+    optimizer = torch.optim.AdamW(param_groups([trainable], config.weight_decay), lr=config.lr)
+    labels = data.host.y_train
+    k = config.k_per_class or default_k_per_class(data.host.train_counts)
+    state: dict[str, Any] = {"subset": None}
+
+    def draw(round_index: int) -> tuple[np.ndarray, dict[str, float]]:
+        p = predict(model, data.x_train, SCORE_BATCH, probabilities_of=data.y_train)
+        p_host = np.clip(p.cpu().numpy(), 0.0, 1.0)
+        seed = derive_seed(runtime.seed, "stage2-subset", round_index) & 0xFFFFFFFF
+        subset = np.asarray(
+            ipdpp.balanced_subset(labels, p_host, k, mode=mode, alpha=config.alpha, seed=seed),
+            dtype=np.int64,
+        )
+        stats = {
+            "subset": int(len(subset)),
+            "mean_p_all": float(p_host.mean()),
+            "mean_p_subset": float(p_host[subset].mean()) if len(subset) else float("nan"),
+        }
+        return subset, stats
+
+    def run_epoch(epoch: int) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        if epoch % config.resample_every == 0 or state["subset"] is None:
+            drawn = draw(epoch // config.resample_every) if runtime.is_main else None
+            subset, stats = _broadcast(drawn, runtime)
+            state["subset"] = subset
+            record.update(stats)
+        record.update(
+            supervised_epoch(
+                wrapped,
+                optimizer,
+                data,
+                state["subset"],
+                config.batch_size,
+                augment,
+                runtime,
+                (config.lr, epoch, config.warmup_epochs, config.epochs),
+                f"stage2-{mode}",
+            )
+        )
+        return record
+
+    phase = Phase(
+        name=f"stage2 ({mode})",
+        directory=directory,
+        epochs=config.epochs,
+        modules={"model": model},
+        optimizer=optimizer,
+        run_epoch=run_epoch,
+        get_state=lambda: {"subset": state["subset"]},
+        set_state=lambda saved: state.update(subset=saved["subset"]),
+    )
+    return run_phase(phase, runtime, resume, callback)
