@@ -22,6 +22,7 @@ why this module imports nothing heavy at the top.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -91,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="DPPy modes (default GS_bis; none to leave DPPy out)",
     )
     parser.add_argument(
+        "--balanced-modes",
+        nargs="+",
+        choices=("exact", "paper", "random", "greedy"),
+        help="ipdpp.balanced_subset modes (default all four; --quick leaves out paper)",
+    )
+    parser.add_argument(
         "--methods",
         nargs="+",
         choices=("sequential", "rejection", "auto"),
@@ -130,6 +137,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "balanced_loop_classes": args.balanced_loop_classes,
         "dppy_modes": args.dppy_modes,
         "ipdpp_methods": args.methods,
+        "balanced_modes": args.balanced_modes,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     dtype = args.dtype or ("float32" if args.device == "cuda" else "float64")
@@ -163,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 on success.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
     with ThreadPinning(settings.threads) as pinning:
@@ -171,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .runner import run
 
         results = run(settings, pinning.report)
+        results["command"] = shlex.join(["python", "-m", "benchmarks.compare", *argv])
         paths = write_all(results, settings.out)
     print(f"wrote {paths['markdown']}, {paths['json']} and {len(paths['plots'])} plots")
     if settings.progress:

@@ -231,7 +231,9 @@ def _balanced_section(results: dict[str, Any]) -> list[str]:
     problems = results.get("balanced") or []
     if not problems:
         return []
-    modes = ("exact", "paper", "random", "greedy")
+    modes: list[str] = []
+    for problem in problems:
+        modes += [m for m in problem["ipdpp"].get("modes", {}) if m not in modes]
     loops: list[str] = []
     for problem in problems:
         loops += [key for key in problem["loops"] if key not in loops]
@@ -255,8 +257,13 @@ def _balanced_section(results: dict[str, Any]) -> list[str]:
             entry = ipdpp_modes.get(mode)
             if entry is None:
                 row.append(problem["ipdpp"].get("status", "—"))
+            elif entry["status"] == "ok":
+                row.append(format_time(entry["seconds"]) + (" (1 call)" if entry["cold"] else ""))
             else:
-                row.append(format_time(entry["seconds"]) if entry["status"] == "ok" else "error")
+                row.append(entry["status"])
+                notes.append(
+                    f"{shape['name']}, ipdpp {mode}: {entry['status']} — {entry['reason']}"
+                )
         exact = ipdpp_modes.get("exact", {})
         exact_s = exact.get("seconds") if exact.get("status") == "ok" else None
         ratios = []
@@ -287,13 +294,19 @@ def _balanced_section(results: dict[str, Any]) -> list[str]:
         _table(header, rows, right_from=1),
         "",
     ]
-    if notes:
+    if any("extrapolated" in note for note in notes):
         out += [
             "\\* extrapolated: the classes that need sampling are sorted by size and cut into "
             "equal strata; one class per stratum is timed and stands for its stratum.",
             "",
         ]
-        out += [f"- {note}" for note in notes] + [""]
+    if any(
+        entry.get("cold")
+        for problem in problems
+        for entry in problem["ipdpp"].get("modes", {}).values()
+    ):
+        out += ["(1 call): a single call, no warm-up, as it took over half the budget.", ""]
+    out += [f"- {note}" for note in notes] + ([""] if notes else [])
     return out
 
 
@@ -316,7 +329,6 @@ def _notes_section(results: dict[str, Any]) -> list[str]:
 def markdown(results: dict[str, Any]) -> str:
     """The Markdown report of a run."""
     index = _Index(results)
-    s = results["settings"]
     lines = _header(results) + [""]
     lines += _per_sample_section(index)
     lines += _setup_section(index)
@@ -327,8 +339,7 @@ def markdown(results: dict[str, Any]) -> str:
         "## Reproduce",
         "",
         "```",
-        f"python -m benchmarks.compare --preset {s['preset']} --threads {s['threads']} "
-        f"--device {s['device']} --budget {s['budget']:g} --out {s['out']}",
+        results.get("command") or "python -m benchmarks.compare",
         "```",
         "",
     ]
@@ -361,17 +372,22 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
             extra.set_visible(False)
         return fig, flat[:count]
 
-    # One colour per sampler or family key in every figure, so that lines can be compared.
-    keys = [f["key"] for f in index.families] + [sp["key"] for sp in index.samplers]
-    palette = plt.get_cmap("tab20").colors
-    colours = {key: palette[i % len(palette)] for i, key in enumerate(dict.fromkeys(keys))}
+    # One colour per sampler in every figure, so that lines can be compared across figures; a
+    # family (setup plot) takes the colour of its first sampler.
+    palette = plt.get_cmap("tab10").colors
+    colours = {sp["key"]: palette[i % len(palette)] for i, sp in enumerate(index.samplers)}
+    for fam in index.families:
+        first = next((sp["key"] for sp in index.samplers if sp["family"] == fam["key"]), None)
+        if first is not None:
+            colours[f"family:{fam['key']}"] = colours[first]
 
-    def line_style(entry: dict[str, Any]) -> dict[str, Any]:
+    def line_style(entry: dict[str, Any], family: bool = False) -> dict[str, Any]:
+        key = f"family:{entry['key']}" if family else entry["key"]
         return {
             "marker": "o",
             "linestyle": "--" if entry["baseline"] else "-",
             "linewidth": 1.6,
-            "color": colours[entry["key"]],
+            "color": colours.get(key, colours.get(entry["key"], palette[0])),
         }
 
     def save(fig: Any, name: str, title: str) -> None:
@@ -418,7 +434,7 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
             points = [(n, index.value("setup", fam["key"], n, d, None, "seconds")) for n in sizes]
             points = [(x, y) for x, y in points if y]
             if points:
-                ax.plot(*zip(*points), label=fam["label"], **line_style(fam))
+                ax.plot(*zip(*points), label=fam["label"], **line_style(fam, family=True))
         _decorate(ax, "n (items)", "setup seconds", f"d = {d}")
     save(fig, "setup_vs_n.png", "Setup: kernel + eigendecomposition")
 

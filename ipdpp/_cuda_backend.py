@@ -48,6 +48,8 @@ __all__ = [
     "sample_dpp",
     "ipdpp_sample_k",
     "balanced_subset",
+    "to_host",
+    "to_device_like",
     "SEQUENTIAL_MAX_BYTES",
 ]
 
@@ -138,7 +140,7 @@ def _as_framework_array(x: Any, name: str) -> tuple[Any, Framework]:
         if importlib.util.find_spec("torch") is not None:
             import torch
 
-            return torch.as_tensor(x)  # the device comes from the pointer, "torch"
+            return torch.as_tensor(x), "torch"  # the device comes from the pointer
         if importlib.util.find_spec("cupy") is not None:
             import cupy
 
@@ -182,6 +184,10 @@ def device_array(x: Any, name: str, *, ndim: int, shape_doc: str) -> DeviceArray
     if framework == "torch":
         import torch
 
+        if not array.is_cuda:
+            raise ValueError(
+                f"{name} must be on a CUDA device like the other inputs; got device {array.device}"
+            )
         if not array.dtype.is_floating_point:
             raise TypeError(f"{name} must be a float32 or float64 array; got dtype {array.dtype}")
         if array.dtype not in (torch.float32, torch.float64):
@@ -260,6 +266,33 @@ def _empty(framework: Framework, shape: tuple[int, ...], dtype: str, device: int
 
 def _data_ptr(array: Any, framework: Framework) -> int:
     return int(array.data_ptr()) if framework == "torch" else int(array.data.ptr)
+
+
+def to_host(x: Any) -> np.ndarray:
+    """A host (numpy) copy of a CUDA array (torch, cupy or interface object); numpy passes."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "detach"):  # torch
+        return x.detach().cpu().numpy()
+    if type(x).__module__.split(".", 1)[0] == "cupy":
+        return x.get()
+    if hasattr(x, "__cuda_array_interface__"):
+        array, framework = _as_framework_array(x, "array")
+        return to_host(array)
+    return np.asarray(x)
+
+
+def to_device_like(x: np.ndarray, like: Any) -> Any:
+    """The host array ``x`` copied to the device and framework of the CUDA array ``like``."""
+    array, framework = _as_framework_array(like, "like")
+    if framework == "torch":
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(x)).to(array.device)
+    import cupy
+
+    with cupy.cuda.Device(array.device.id):
+        return cupy.asarray(x)
 
 
 class _InterfaceView:
@@ -429,8 +462,10 @@ def choose_method(spectrum: CudaSpectrum, size: float, num_samples: int, method:
 def _check_sampling_args(
     k: int | None, num_samples: int, seed: int, sample_offset: int, rank: int
 ) -> None:
-    if k is not None and not 0 <= k <= rank:
-        raise ValueError(f"k must be between 0 and the kernel's rank {rank}; got {k}")
+    if k is not None and k < 0:
+        raise ValueError(f"k must be >= 0; got {k}")
+    if k is not None and k > rank:
+        raise ValueError(f"k = {k} exceeds the kernel's rank {rank}")
     if num_samples < 0:
         raise ValueError(f"num_samples must be >= 0; got {num_samples}")
     for value, name in ((seed, "seed"), (sample_offset, "sample_offset")):
@@ -584,15 +619,16 @@ def balanced_subset(
 
     Parameters
     ----------
-    labels : CUDA integer array (n,), values >= 0
-    p : CUDA float array (n,) in [0, 1], same device
-    k_per_class : int or host int64 array (max(labels) + 1,), >= 0
+    labels : integer array (n,), values >= 0
+        On p's device, or on the host (then copied to p's device).
+    p : CUDA float array (n,), values in [0, 1]
+    k_per_class : int or integer array (max(labels) + 1,) (host or device), >= 0
     alpha : "paper" (1/N_c), "code" (1/N_c**2) or float > 0
     seed : int
 
     Returns
     -------
-    int64 array (sum_c min(k_c, N_c),) on the device of ``labels``: kept indices, ascending.
+    int64 array (sum_c min(k_c, N_c),) of p's framework on p's device: kept indices, ascending.
     Class c draws the stream ``(seed, c)``, so its items equal
     ``ipdpp_sample_k(p_c, alpha_c, k_c, seed=seed, sample_offset=c)``.
 
@@ -602,20 +638,22 @@ def balanced_subset(
         Bad labels / p / k_per_class / alpha, or a class whose kernel cannot supply k_c items.
     """
     if not available():
-        raise _missing_extension("labels")
-    array, framework = _as_framework_array(labels, "labels")
-    q = _confidences(p, int(array.shape[0]))
-    n = q.shape[0]
-    if framework != q.framework:  # e.g. torch labels with cupy p: view labels in p's framework
-        array, framework = _in_framework(array, q.framework), q.framework
+        raise _missing_extension("labels" if is_cuda_array(labels) else "p")
+    q = _confidences(p, None)
+    n, framework = q.shape[0], q.framework
+    if hasattr(labels, "detach") and not is_cuda_array(labels):  # a torch CPU tensor
+        labels = labels.detach().numpy()
     if framework == "torch":
         import torch
 
-        if array.dtype in (torch.bool,) or array.is_floating_point() or array.is_complex():
+        array = torch.as_tensor(labels)
+        if array.dtype == torch.bool or array.is_floating_point() or array.is_complex():
             raise ValueError(f"labels must be an integer array; got dtype {array.dtype}")
-        labels64 = array.to(torch.int64).contiguous()
-        if labels64.dim() != 1:
-            raise ValueError(f"labels must have shape (n,); got {tuple(labels64.shape)}")
+        labels64 = array.to(device=f"cuda:{q.device}", dtype=torch.int64).contiguous()
+        if labels64.shape != (n,):
+            raise ValueError(
+                f"labels must have shape (n,) = ({n},) like p; got {tuple(labels64.shape)}"
+            )
         low = int(labels64.min()) if n else 0
         num_classes = int(labels64.max()) + 1 if n else 0
         order = torch.argsort(labels64, stable=True)
@@ -623,12 +661,15 @@ def balanced_subset(
     else:
         import cupy
 
-        if array.dtype.kind not in "iu":
-            raise ValueError(f"labels must be an integer array; got dtype {array.dtype}")
         with cupy.cuda.Device(q.device):
+            array = cupy.asarray(labels)
+            if array.dtype.kind not in "iu":
+                raise ValueError(f"labels must be an integer array; got dtype {array.dtype}")
             labels64 = cupy.ascontiguousarray(array, dtype=cupy.int64)
-            if labels64.ndim != 1:
-                raise ValueError(f"labels must have shape (n,); got {labels64.shape}")
+            if labels64.shape != (n,):
+                raise ValueError(
+                    f"labels must have shape (n,) = ({n},) like p; got {labels64.shape}"
+                )
             low = int(labels64.min()) if n else 0
             num_classes = int(labels64.max()) + 1 if n else 0
             order = cupy.argsort(labels64, kind="stable")
@@ -640,7 +681,7 @@ def balanced_subset(
             raise ValueError(f"k_per_class must be >= 0; got {k_per_class}")
         k = np.full(num_classes, int(k_per_class), dtype=np.int64)
     else:
-        k = np.ascontiguousarray(k_per_class, dtype=np.int64)
+        k = np.ascontiguousarray(to_host(k_per_class), dtype=np.int64)
         if k.shape != (num_classes,):
             raise ValueError(
                 f"k_per_class must be an int or have shape (max(labels) + 1,) = "

@@ -149,7 +149,7 @@ def projection_sample(V: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """
     V = np.array(V, dtype=np.float64, copy=True)
     n, m = V.shape
-    chosen = []
+    chosen: list[int] = []
     for _ in range(m):
         weights = np.sum(V**2, axis=1)
         weights[chosen] = 0.0  # exactly zero in exact arithmetic; kill round-off
@@ -168,7 +168,7 @@ def projection_sample(V: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _select_k(log_lam: np.ndarray, E: np.ndarray, k: int, rng: np.random.Generator) -> list[int]:
     """Kulesza & Taskar 2012, Algorithm 8: choose k eigenvectors with the ESP table ``E``."""
-    selected = []
+    selected: list[int] = []
     remaining = k
     for m in range(log_lam.size, 0, -1):
         if remaining == 0:

@@ -173,6 +173,15 @@ def balanced_subset(
     (with features: ``sample_k_dpp(LowRankKernel(F̂_c, quality=q_c), k_c, seed=seed,
     sample_offset=c, method="sequential")``).
 
+    Cost per sampled class (N_c > k_c): "exact" O(N_c k_c) time and memory (see
+    ``csrc/cpu/ipdpp_sampler.h`` for the memory cap on very large classes), "greedy"
+    O(N_c k_c), "random" O(N_c), "paper" O(N_c^3) time and O(N_c^2) memory; with features,
+    "exact" O(N_c d^2 + d^3 + N_c k_c^2) and "greedy" O(N_c k_c (d + k_c)).
+
+    A float32 softmax can round a confident prediction to exactly 1. If *every* item of a class
+    has ``p_i = 1``, ``S_c = 11^T / N_c`` has rank one and no k-DPP with ``k_c >= 2`` exists
+    (ValueError); clip ``p`` to at most ``1 - 1e-6`` before calling to avoid this.
+
     Examples
     --------
     >>> import numpy as np, ipdpp

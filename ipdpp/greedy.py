@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
 from . import _core
 from ._arrays import wrap
+from ._validation import check_int
 from .kernels import DenseKernel, IPDPPKernel, LowRankKernel
 
 __all__ = ["greedy_map"]
@@ -19,13 +19,17 @@ def greedy_map(kernel: Any, k: int) -> Any:
 
     Step t adds the item that maximises ``det(L_{Y ∪ {j}})`` given the items already chosen
     (Chen, Zhang & Zhou, "Fast Greedy MAP Inference for Determinantal Point Process", NeurIPS
-    2018, Algorithm 1): O(n k^2) plus one row of L per step, and L is never formed.
+    2018, Algorithm 1): O(n k^2) plus one row of L per step; the n x n matrix of a low-rank or
+    IP-DPP kernel is never formed.
 
     - :class:`~ipdpp.LowRankKernel`: rows of L from the cached eigendecomposition's factor
       ``F = V Λ^{1/2}`` (n x rank), O(n rank) per row through BLAS.
     - :class:`~ipdpp.DenseKernel`: rows read from ``L`` itself, O(n) per row.
-    - :class:`~ipdpp.IPDPPKernel`: entries ``L_ij = alpha p_i p_j``, ``L_ii = d_i + alpha p_i^2``
-      computed on the fly, O(n) per row, no eigendecomposition.
+    - :class:`~ipdpp.IPDPPKernel` (``L = diag(d) + alpha p p^T``): the Schur complements of a
+      diagonal-plus-rank-one matrix stay diagonal plus rank one (Sherman-Morrison), so item
+      i's gain after choosing Y is ``d_i + gamma alpha p_i^2`` with
+      ``gamma = 1 / (1 + sum_{j in Y} alpha p_j^2 / d_j)``: O(n) per step, O(n k) in all, the
+      same choices as the incremental Cholesky and no eigendecomposition.
 
     Parameters
     ----------
@@ -59,11 +63,7 @@ def greedy_map(kernel: Any, k: int) -> Any:
     >>> ipdpp.greedy_map(ipdpp.LowRankKernel(features), 2).tolist()
     [0, 2]
     """
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"k must be an int; got {type(k).__name__}")
-    k = int(k)
-    if k < 0:
-        raise ValueError(f"k must be >= 0; got {k}")
+    k = check_int(k, "k", minimum=0)
     if isinstance(kernel, IPDPPKernel):
         rank = kernel.structural_rank()
         if k > rank:

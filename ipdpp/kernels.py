@@ -25,7 +25,7 @@ __all__ = ["EIGENVALUE_RTOL", "Kernel", "LowRankKernel", "DenseKernel", "IPDPPKe
 #: (about a million), nothing below 2**20 * eps * lambda_max (~2.3e-10 lambda_max) can be told
 #: apart from zero. The same bound makes the eigenvector columns of the low-rank dual
 #: (V = B U Lambda^{-1/2}) orthonormal to about eps / EIGENVALUE_RTOL ~ 1e-6 or better. It is
-#: also the tolerance of the positive-semidefiniteness check of :class:`DenseKernel`.
+#: also the tolerance of the positive-semidefiniteness check of a float64 :class:`DenseKernel`.
 EIGENVALUE_RTOL: float = float(2**20 * np.finfo(np.float64).eps)
 
 # Symmetry tolerance of a float64 DenseKernel (csrc/cpu/spectrum.h kSymmetryRtol): kernels built in
@@ -85,10 +85,6 @@ class Kernel:
         spectrum = self._spectrum()
         return spectrum.eigenvalues, spectrum.eigenvectors
 
-    def _submatrix(self, items: np.ndarray) -> np.ndarray:
-        """L restricted to ``items`` from the kernel's definition (float64, (m, m))."""
-        raise NotImplementedError
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n})"
 
@@ -143,12 +139,6 @@ class LowRankKernel(Kernel):
     def _compute_spectrum(self) -> _core.Spectrum:
         return _core.lowrank_spectrum(self.features, self.quality, EIGENVALUE_RTOL)
 
-    def _submatrix(self, items: np.ndarray) -> np.ndarray:
-        rows = self.features[items].astype(np.float64)
-        if self.quality is not None:
-            rows *= self.quality[items, None]
-        return rows @ rows.T
-
     def __repr__(self) -> str:
         return f"LowRankKernel(n={self.n}, d={self.d}, quality={self.quality is not None})"
 
@@ -201,9 +191,6 @@ class DenseKernel(Kernel):
 
     def _compute_spectrum(self) -> _core.Spectrum:
         return _core.dense_spectrum(self.L, EIGENVALUE_RTOL, self._symmetry_rtol, self._psd_rtol)
-
-    def _submatrix(self, items: np.ndarray) -> np.ndarray:
-        return self.L[np.ix_(items, items)]
 
 
 class IPDPPKernel(Kernel):
@@ -278,12 +265,6 @@ class IPDPPKernel(Kernel):
 
     def _compute_spectrum(self) -> _core.Spectrum:
         return _core.dense_spectrum(self.dense(), EIGENVALUE_RTOL)
-
-    def _submatrix(self, items: np.ndarray) -> np.ndarray:
-        p = self.p[items]
-        S = self.alpha * np.outer(p, p)
-        S[np.diag_indices(items.size)] += self.diagonal[items]
-        return S
 
     def __repr__(self) -> str:
         return f"IPDPPKernel(n={self.n}, alpha={self.alpha:g})"

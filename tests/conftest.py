@@ -113,6 +113,7 @@ def build_kernel(
     """
     rng = np.random.default_rng(seed)
     d = rank if rank is not None else n // 2 + 1
+    kernel: Any
     if kind in ("lowrank", "lowrank_quality"):
         B = rng.standard_normal((n, d)).astype(dtype)
         q = rng.uniform(0.3, 2.0, n).astype(np.float64) if kind == "lowrank_quality" else None

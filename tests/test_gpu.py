@@ -340,13 +340,34 @@ def test_bad_input(make: Callable[[], Any], error: type, match: str) -> None:
         make()
 
 
+@pytest.mark.parametrize(
+    "L, match",
+    [
+        (np.diag([2.0, -1.0, 1.0]), "positive semidefinite"),
+        (np.array([[1.0, 0.5], [0.0, 1.0]]), "symmetric"),
+    ],
+)
+def test_dense_kernel_checks(L: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        gpu.dense_spectrum(on_device(L, "torch"), RTOL)
+
+
 def test_out_of_memory_is_memory_error() -> None:
-    # A 2^20 x 2^20 float64 Gram matrix (8 TiB) cannot be allocated: reported as MemoryError
-    # naming the allocation, not as a crash.
+    # A 2^18 x 2^18 float64 Gram matrix (512 GiB) does not fit on any current GPU: reported as
+    # MemoryError naming the allocation, not as a crash.
     features = torch.zeros(1, dtype=torch.float32, device="cuda")
     ext = gpu._extension()
     stream = torch.cuda.current_stream().cuda_stream
     with pytest.raises(MemoryError, match="out of memory"):
         ext.dual_gram_eigenvalues(
-            features.data_ptr(), "float32", 1, 2**20, 0, torch.cuda.current_device(), stream
+            features.data_ptr(), "float32", 1, 2**18, 0, torch.cuda.current_device(), stream
         )
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_to_host_and_back(framework: str) -> None:
+    x = np.arange(6, dtype=np.int64)
+    like = on_device(np.zeros(2), framework)
+    back = gpu.to_device_like(x, like)
+    assert type(back) is type(like)
+    np.testing.assert_array_equal(gpu.to_host(back), x)

@@ -110,3 +110,12 @@ def test_large_ipdpp_without_eigendecomposition(seed: int) -> None:
     assert np.unique(path).size == 50
     # first pick: the largest diagonal, i.e. the smallest p
     assert path[0] == int(np.argmin(p))
+
+
+def test_ipdpp_closed_form_matches_cholesky_on_dense(seed: int) -> None:
+    """The O(n k) diagonal-plus-rank-one path against the generic incremental Cholesky."""
+    kernel = ipdpp.IPDPPKernel(np.random.default_rng(seed).beta(8.0, 2.0, 300))
+    np.testing.assert_array_equal(
+        to_numpy(ipdpp.greedy_map(kernel, 60)),
+        to_numpy(ipdpp.greedy_map(ipdpp.DenseKernel(kernel.dense()), 60)),
+    )

@@ -2,8 +2,8 @@
 without the CUDA build rejected with a clear message.
 
 Zero-copy is checked through the arrays the kernels keep (documented attributes):
-``LowRankKernel.features`` (the features as given, float32 or float64) and ``DenseKernel.L``
-(float64 input only; float32 is widened, a copy).
+``LowRankKernel.features`` (the features as given, float32 or float64), ``DenseKernel.L`` and
+``IPDPPKernel.p`` (float64 input only; float32 is widened, a copy).
 """
 
 from __future__ import annotations
@@ -81,6 +81,8 @@ def test_zero_copy_numpy(dtype_name: str) -> None:
     L = B.astype(np.float64) @ B.astype(np.float64).T + np.eye(40)
     D = ipdpp.DenseKernel(L)
     assert np.shares_memory(D.L, L), "contiguous float64 L was copied"
+    p = np.linspace(0.1, 0.9, 40)
+    assert np.shares_memory(ipdpp.IPDPPKernel(p).p, p), "contiguous float64 p was copied"
 
 
 @pytest.mark.parametrize("torch_dtype", ["float32", "float64"])

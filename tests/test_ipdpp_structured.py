@@ -15,6 +15,7 @@ from conftest import build_kernel, to_numpy
 from scipy.special import logsumexp
 
 import ipdpp
+from ipdpp import _core
 from ipdpp import _reference as ref
 
 NUM_SAMPLES = 20_000
@@ -225,3 +226,28 @@ def test_log_space_fallback(seed: int) -> None:
     assert pi.sum() == pytest.approx(150, rel=1e-9)
     assert 0.05 < pi[:100].sum() < 0.95  # the tiny-d items appear, as the rank-one term's item
     assert_marginals(_structured(kernel, 150, 4000, seed), pi, label="log-space fallback")
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "fallback"), [(3000, 40, False), (500, 250, False), (300, 150, True)]
+)
+@pytest.mark.parametrize("table_entries_limit", [1, 1000])
+def test_checkpointed_tables_give_the_same_samples(
+    seed: int, n: int, k: int, fallback: bool, table_entries_limit: int
+) -> None:
+    """Above the memory limit only every ~sqrt(N)-th row is kept; samples must not change.
+
+    (Through ipdpp._core, whose limit argument exists for this: the public API uses the
+    default of 2^23 entries.)
+    """
+    if fallback:  # the log-space tables of test_log_space_fallback
+        p = np.concatenate([np.ones(100), np.full(200, 0.5)])
+        alpha = (1.0 - 2.0**-52) / 200.0
+    else:
+        p = np.random.default_rng(seed).beta(8.0, 2.0, n)
+        alpha = 1.0 / n
+    full = _core.ipdpp_sample_k(p, alpha, k, 16, seed, 0, 2)
+    checkpointed = _core.ipdpp_sample_k(
+        p, alpha, k, 16, seed, 0, 2, table_entries_limit=table_entries_limit
+    )
+    np.testing.assert_array_equal(checkpointed, full)

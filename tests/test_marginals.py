@@ -4,7 +4,7 @@ against exact inclusion probabilities at n ~ 500."""
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -85,14 +85,22 @@ def test_dpp_frequencies_match_inclusion_probabilities(
 
 # --- exact utilities on small kernels ----------------------------------------------------------
 
-SMALL = {"lowrank": (7, 4), "lowrank_quality": (7, 4), "dense": (6, 8), "ipdpp": (8, None)}
+# name -> (conftest kernel kind, n, rank); as in tests/test_sampling.py ("lowrank_primal" has
+# d > n and takes the primal Gram path).
+SMALL = {
+    "lowrank": ("lowrank", 7, 4),
+    "lowrank_quality": ("lowrank_quality", 7, 4),
+    "lowrank_primal": ("lowrank_quality", 6, 9),
+    "dense": ("dense", 6, 8),
+    "ipdpp": ("ipdpp", 8, None),
+}
 
 
-@pytest.mark.parametrize("kind", list(SMALL))
+@pytest.mark.parametrize("name", list(SMALL))
 def test_inclusion_probabilities_match_reference(
-    make_kernel: Callable[..., KernelCase], dtype: type, kind: str
+    make_kernel: Callable[..., KernelCase], dtype: Any, name: str
 ) -> None:
-    n, rank = SMALL[kind]
+    kind, n, rank = SMALL[name]
     case = make_kernel(kind, n, dtype=dtype, rank=rank)
     atol = EXACT_ATOL[dtype]
     pi = np.asarray(to_numpy(ipdpp.inclusion_probabilities(case.kernel)))
@@ -105,11 +113,11 @@ def test_inclusion_probabilities_match_reference(
         assert pik.sum() == pytest.approx(k, abs=n * atol)
 
 
-@pytest.mark.parametrize("kind", list(SMALL))
+@pytest.mark.parametrize("name", list(SMALL))
 def test_dpp_log_prob_sums_to_one(
-    make_kernel: Callable[..., KernelCase], dtype: type, kind: str
+    make_kernel: Callable[..., KernelCase], dtype: Any, name: str
 ) -> None:
-    n, rank = SMALL[kind]
+    kind, n, rank = SMALL[name]
     case = make_kernel(kind, n, dtype=dtype, rank=rank)
     exact = ref.dpp_subset_probabilities(case.L)
     probs = {Y: math.exp(ipdpp.log_prob(case.kernel, list(Y))) for Y in all_subsets(n)}
@@ -118,11 +126,11 @@ def test_dpp_log_prob_sums_to_one(
         assert p == pytest.approx(exact[Y], rel=PROB_RTOL[dtype], abs=1e-12), Y
 
 
-@pytest.mark.parametrize("kind", list(SMALL))
+@pytest.mark.parametrize("name", list(SMALL))
 def test_k_dpp_log_prob_sums_to_one(
-    make_kernel: Callable[..., KernelCase], dtype: type, kind: str
+    make_kernel: Callable[..., KernelCase], dtype: Any, name: str
 ) -> None:
-    n, rank = SMALL[kind]
+    kind, n, rank = SMALL[name]
     case = make_kernel(kind, n, dtype=dtype, rank=rank)
     for k in range(1, case.kernel.rank + 1):
         exact = ref.k_dpp_subset_probabilities(case.L, k)

@@ -6,7 +6,7 @@ subset of the small ground set, and runs the chi-square test of tests/_stats.py 
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -21,30 +21,35 @@ from ipdpp import _reference as ref
 
 NUM_SAMPLES = 20_000
 
-# (kind, n, rank of the random factor). Ranks below n give subsets of probability zero, which the
-# chi-square test then sees as impossible outcomes; IP-DPP kernels have full rank.
+# name -> (conftest kernel kind, n, rank of the random factor). Ranks below n give subsets of
+# probability zero, which the chi-square test then sees as impossible outcomes; IP-DPP kernels
+# have full rank. "lowrank_primal" has more features than items (d = 9 > n = 6), which takes the
+# n x n primal Gram path of LowRankKernel instead of the d x d dual one.
 KERNELS = {
-    "lowrank": (7, 4),
-    "lowrank_quality": (7, 4),
-    "dense": (6, 8),
-    "ipdpp": (8, None),
+    "lowrank": ("lowrank", 7, 4),
+    "lowrank_quality": ("lowrank_quality", 7, 4),
+    "lowrank_primal": ("lowrank_quality", 6, 9),
+    "dense": ("dense", 6, 8),
+    "ipdpp": ("ipdpp", 8, None),
 }
-# Projection phases exercised per kernel kind. The IP-DPP kernel's "spectral" goes through the
-# dense eigendecomposition (then auto picks sequential/rejection); "structured" is tested in
-# tests/test_ipdpp.py by the IP-DPP helper; "auto" is included for every kind.
-METHODS = {
-    "lowrank": ["sequential", "rejection", "auto"],
-    "lowrank_quality": ["sequential", "rejection", "auto"],
-    "dense": ["sequential", "rejection", "auto"],
-    "ipdpp": ["spectral", "auto"],
-}
+# Projection phases exercised per kernel. The IP-DPP kernel's "spectral" goes through the dense
+# eigendecomposition (then auto picks sequential/rejection), its "auto" is the structured sampler
+# for k-DPPs (tested at length in tests/test_ipdpp_structured.py) and spectral for DPPs.
+SPECTRAL_METHODS = ["sequential", "rejection", "auto"]
+METHODS = {name: SPECTRAL_METHODS for name in KERNELS} | {"ipdpp": ["spectral", "auto"]}
 KERNEL_METHODS = [(kind, method) for kind in KERNELS for method in METHODS[kind]]
-K_VALUES = {"lowrank": [1, 3], "lowrank_quality": [2, 4], "dense": [3], "ipdpp": [2, 5]}
+K_VALUES = {
+    "lowrank": [1, 3],
+    "lowrank_quality": [2, 4],
+    "lowrank_primal": [2, 5],
+    "dense": [3],
+    "ipdpp": [2, 5],
+}
 KERNEL_METHOD_K = [(kind, method, k) for kind, method in KERNEL_METHODS for k in K_VALUES[kind]]
 
 
-def _case(make_kernel: Callable[..., KernelCase], kind: str, dtype: type) -> KernelCase:
-    n, rank = KERNELS[kind]
+def _case(make_kernel: Callable[..., KernelCase], name: str, dtype: type) -> KernelCase:
+    kind, n, rank = KERNELS[name]
     return make_kernel(kind, n, dtype=dtype, rank=rank)
 
 
@@ -180,7 +185,7 @@ def test_concurrent_calls_match_serial(make_kernel: Callable[..., KernelCase], s
 
     requests = [(k, method) for k in (1, 2, 3, 4) for method in ("sequential", "rejection")] * 2
 
-    def run(kernel: object, request: tuple[int, str]) -> np.ndarray:
+    def run(kernel: Any, request: tuple[int, str]) -> np.ndarray:
         k, method = request
         return to_numpy(ipdpp.sample_k_dpp(kernel, k, 200, seed=seed, method=method, threads=1))
 

@@ -20,7 +20,9 @@ __all__ = ["contrastive_view", "random_crop", "random_flip", "weak_augment"]
 _LUMA = (0.299, 0.587, 0.114)
 
 
-def _uniform(shape: tuple[int, ...], low: float, high: float, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def _uniform(
+    shape: tuple[int, ...], low: float, high: float, x: torch.Tensor, g: torch.Generator
+) -> torch.Tensor:
     return low + (high - low) * torch.rand(shape, generator=g, device=x.device, dtype=x.dtype)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ def train_cross_entropy(
     directory: Path,
     *,
     resume: bool = False,
-    callback: Optional[EpochCallback] = None,
+    callback: EpochCallback | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` from scratch on the whole long-tailed training set (in place).
 
@@ -83,7 +83,7 @@ def train_linear_probe(
     *,
     feature_batch: int = 1024,
     resume: bool = False,
-    callback: Optional[EpochCallback] = None,
+    callback: EpochCallback | None = None,
 ) -> list[dict[str, Any]]:
     """Fit ``head`` (in place) on frozen ``encoder`` features of the full long-tailed set.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from .config import METHODS, Config, apply_overrides, load_config
 
@@ -80,7 +80,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return apply_overrides(config, assignments + list(args.set))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``ipdpp-train`` and ``python -m training``."""
     parser = build_parser()
     args = parser.parse_args(argv)

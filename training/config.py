@@ -1,3 +1,4 @@
+# ruff: noqa: UP007, UP045  (get_type_hints must evaluate these annotations on Python 3.9)
 """Run configuration: one frozen dataclass per concern, loaded from TOML, overridable by flags.
 
 A config file has one table per section (``[data]``, ``[model]``, ``[augment]``, ``[stage1]``,

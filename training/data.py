@@ -12,11 +12,12 @@ import gzip
 import io
 import pickle
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
 
 import numpy as np
+import torch
 
 from .config import DataConfig
 
@@ -109,9 +110,7 @@ def long_tail_counts(n_max: int, imbalance_factor: float, num_classes: int) -> l
         raise ValueError(f"num_classes must be >= 1; got {num_classes!r}")
     if num_classes == 1:
         return [int(n_max)]
-    return [
-        int(n_max * imbalance_factor ** (-c / (num_classes - 1))) for c in range(num_classes)
-    ]
+    return [int(n_max * imbalance_factor ** (-c / (num_classes - 1))) for c in range(num_classes)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,7 +120,7 @@ def long_tail_counts(n_max: int, imbalance_factor: float, num_classes: int) -> l
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path: Union[str, Path]) -> np.ndarray:
+def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (the MNIST / Fashion-MNIST format), gzip-compressed or raw.
 
     Raises
@@ -145,7 +144,11 @@ def read_idx(path: Union[str, Path]) -> np.ndarray:
             f"{path}: IDX header announces shape {shape} ({expected} bytes) but the file holds "
             f"{len(raw) - header} bytes of data"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(raw, dtype=dtype, offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
 def _find(directory: Path, names: Sequence[str], what: str, hint: str) -> Path:
@@ -153,7 +156,9 @@ def _find(directory: Path, names: Sequence[str], what: str, hint: str) -> Path:
         candidate = directory / name
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"{what} not found: looked for {' or '.join(names)} in {directory}. {hint}")
+    raise FileNotFoundError(
+        f"{what} not found: looked for {' or '.join(names)} in {directory}. {hint}"
+    )
 
 
 def _load_fashion(data_dir: Path) -> Source:
@@ -295,7 +300,9 @@ def _load_npz(path: Path) -> Source:
         y_train = _labels(archive["y_train"], "y_train", len(x_train))
         y_test = _labels(archive["y_test"], "y_test", len(x_test))
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise ValueError(f"x_train and x_test image shapes differ: {x_train.shape} vs {x_test.shape}")
+        raise ValueError(
+            f"x_train and x_test image shapes differ: {x_train.shape} vs {x_test.shape}"
+        )
     num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
     return Source(x_train, y_train, x_test, y_test, tuple(str(c) for c in range(num_classes)))
 
@@ -345,7 +352,7 @@ def load_source(config: DataConfig) -> Source:
     raise ValueError(f"unknown data.source {config.source!r}")
 
 
-def _resolve_order(order: Union[str, Sequence[int]], source: str, num_classes: int) -> list[int]:
+def _resolve_order(order: str | Sequence[int], source: str, num_classes: int) -> list[int]:
     if order == "index":
         return list(range(num_classes))
     if order == "hard-tail":
@@ -360,7 +367,9 @@ def _resolve_order(order: Union[str, Sequence[int]], source: str, num_classes: i
     return values
 
 
-def make_long_tailed(source: Source, config: DataConfig, source_name: Optional[str] = None) -> LongTailData:
+def make_long_tailed(
+    source: Source, config: DataConfig, source_name: str | None = None
+) -> LongTailData:
     """Cut the long-tailed training split out of ``source`` (see the module docstring)."""
     num_classes = len(source.class_names)
     order = _resolve_order(config.class_order, source_name or config.source, num_classes)
@@ -442,10 +451,10 @@ class DeviceData:
         The numpy originals (labels for samplers and ipdpp, counts, names).
     """
 
-    x_train: "torch.Tensor"
-    y_train: "torch.Tensor"
-    x_test: "torch.Tensor"
-    y_test: "torch.Tensor"
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
     host: LongTailData
 
     @property
@@ -459,10 +468,8 @@ class DeviceData:
         return mean.tolist(), std.tolist()
 
 
-def to_device(data: LongTailData, device: "torch.device") -> DeviceData:
+def to_device(data: LongTailData, device: torch.device) -> DeviceData:
     """Copy the arrays to ``device`` once."""
-    import torch
-
     return DeviceData(
         x_train=torch.from_numpy(data.x_train).to(device),
         y_train=torch.from_numpy(data.y_train).to(device),

@@ -8,9 +8,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -58,7 +59,7 @@ class Runtime:
             dist.barrier()
 
 
-def setup_runtime(device: str, seed: int, threads: Optional[int], progress: bool) -> Runtime:
+def setup_runtime(device: str, seed: int, threads: int | None, progress: bool) -> Runtime:
     """Pick the device, join the process group when started by torchrun, set threads.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the process joins a process
@@ -123,7 +124,9 @@ def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict
     return groups
 
 
-def lr_at(base_lr: float, epoch: int, step: int, steps_per_epoch: int, warmup: int, total: int) -> float:
+def lr_at(
+    base_lr: float, epoch: int, step: int, steps_per_epoch: int, warmup: int, total: int
+) -> float:
     """Linear warm-up over ``warmup`` epochs, then half-cosine decay to 0 at ``total`` epochs
     (evaluated per step, so the schedule is a pure function of the position and resumes)."""
     t = epoch + step / max(1, steps_per_epoch)
@@ -174,7 +177,6 @@ def _csv_cell(value: Any) -> str:
     return text
 
 
-
 class _Progress:
     """tqdm when installed, else one line per epoch on stderr."""
 
@@ -193,10 +195,14 @@ class _Progress:
             return
         shown = {k: v for k, v in record.items() if k in ("loss", "lr", "subset")}
         if self.bar is not None:
-            self.bar.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in shown.items()})
+            self.bar.set_postfix(
+                {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in shown.items()}
+            )
             self.bar.update(1)
         else:
-            text = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+            text = " ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()
+            )
             print(f"{self.name} epoch {epoch}/{self.total} {text}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
@@ -230,14 +236,14 @@ class Phase:
     directory: Path
     epochs: int
     modules: dict[str, nn.Module]
-    optimizer: Optional[torch.optim.Optimizer]
+    optimizer: torch.optim.Optimizer | None
     run_epoch: Callable[[int], dict[str, Any]]
     get_state: Callable[[], dict[str, Any]] = field(default=lambda: {})
     set_state: Callable[[dict[str, Any]], None] = field(default=lambda state: None)
 
 
 def run_phase(
-    phase: Phase, runtime: Runtime, resume: bool, callback: Optional[EpochCallback] = None
+    phase: Phase, runtime: Runtime, resume: bool, callback: EpochCallback | None = None
 ) -> list[dict[str, Any]]:
     """Run (or finish) a phase, checkpointing after every epoch; returns the per-epoch log.
 
@@ -272,7 +278,9 @@ def run_phase(
                         "epoch": epoch + 1,
                         "epochs": phase.epochs,
                         "modules": {k: m.state_dict() for k, m in phase.modules.items()},
-                        "optimizer": None if phase.optimizer is None else phase.optimizer.state_dict(),
+                        "optimizer": None
+                        if phase.optimizer is None
+                        else phase.optimizer.state_dict(),
                         "state": phase.get_state(),
                         "history": history,
                     },

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -143,7 +143,12 @@ def evaluate_predictions(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int, probabilities_of: Optional[torch.Tensor] = None) -> torch.Tensor:
+def predict(
+    model: nn.Module,
+    x: torch.Tensor,
+    batch_size: int,
+    probabilities_of: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Evaluate ``model`` in eval mode on ``x`` in batches (training mode restored after).
 
     Returns argmax classes, int64 (N,); or, when ``probabilities_of`` (int64 (N,) labels) is

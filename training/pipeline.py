@@ -17,8 +17,9 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,7 +43,9 @@ from .stage2 import default_k_per_class, train_stage2
 __all__ = ["ExperimentResult", "run_experiment"]
 
 # Keys that may change between an interrupted run and its --resume without changing results.
-_RESUME_FREE = {("run", "resume"), ("run", "progress"), ("run", "threads")}
+# run.methods may grow: finished phases are loaded from their checkpoints, new ones trained, so
+# methods trained by separate (even concurrent) invocations end up in one comparison.
+_RESUME_FREE = {("run", "resume"), ("run", "progress"), ("run", "threads"), ("run", "methods")}
 
 
 @dataclass(frozen=True)
@@ -88,14 +91,14 @@ def _check_resumable(directory: Path, config: Config) -> None:
 
 
 class _Experiment:
-    def __init__(self, config: Config, runtime: Runtime, callback: Optional[EpochCallback]) -> None:
+    def __init__(self, config: Config, runtime: Runtime, callback: EpochCallback | None) -> None:
         self.config, self.runtime, self.callback = config, runtime, callback
         self.directory = Path(config.run.out_dir) / config.run.name
         self.host = load_long_tailed(config.data)
         self.data: DeviceData = to_device(self.host, runtime.device)
         self.mean, self.std = self.data.channel_stats()
         self.thresholds = shot_thresholds(config.eval, self.host.train_counts[0])
-        self._pretrained: Optional[Encoder] = None
+        self._pretrained: Encoder | None = None
         self.stage1_seconds = 0.0
 
     def new_encoder(self, purpose: str) -> Encoder:
@@ -132,7 +135,14 @@ class _Experiment:
         if method == "ce":
             model = Classifier(self.new_encoder("ce-init"), num_classes).to(rt.device)
             train_cross_entropy(
-                cfg.ce, cfg.augment, model, self.data, rt, directory, resume=resume, callback=self.callback
+                cfg.ce,
+                cfg.augment,
+                model,
+                self.data,
+                rt,
+                directory,
+                resume=resume,
+                callback=self.callback,
             )
             return model
         encoder = self.pretrained()
@@ -165,14 +175,17 @@ class _Experiment:
         )
         return model
 
-    def evaluate(self, model: nn.Module) -> Metrics:
-        predictions = predict(model, self.data.x_test, self.config.eval.batch_size)
-        return evaluate_predictions(
-            predictions.cpu().numpy(), self.host.y_test, self.host.train_counts, self.thresholds
+    def evaluate(self, model: nn.Module) -> tuple[Metrics, np.ndarray]:
+        predictions = predict(model, self.data.x_test, self.config.eval.batch_size).cpu().numpy()
+        c = self.host.num_classes
+        confusion = np.bincount(self.host.y_test * c + predictions, minlength=c * c)
+        metrics = evaluate_predictions(
+            predictions, self.host.y_test, self.host.train_counts, self.thresholds
         )
+        return metrics, confusion.reshape(c, c)
 
 
-def run_experiment(config: Config, *, callback: Optional[EpochCallback] = None) -> ExperimentResult:
+def run_experiment(config: Config, *, callback: EpochCallback | None = None) -> ExperimentResult:
     """Train and compare the methods in ``config.run.methods``; write and print nothing but files.
 
     Parameters
@@ -210,7 +223,9 @@ def run_experiment(config: Config, *, callback: Optional[EpochCallback] = None) 
             if r.resume:
                 _check_resumable(directory, config)
             write_text_atomic(directory / "config.toml", to_toml(config))
-            write_text_atomic(directory / "config.json", json.dumps(config_to_dict(config), indent=1))
+            write_text_atomic(
+                directory / "config.json", json.dumps(config_to_dict(config), indent=1)
+            )
         runtime.barrier()
         experiment = _Experiment(config, runtime, callback)
         metrics: dict[str, Metrics] = {}
@@ -223,11 +238,13 @@ def run_experiment(config: Config, *, callback: Optional[EpochCallback] = None) 
             stage1_share = experiment.stage1_seconds - stage1_before
             seconds[method] = time.perf_counter() - began - stage1_share
             if runtime.is_main:
-                metrics[method] = experiment.evaluate(models[method])
-                write_text_atomic(
-                    directory / method / "metrics.json",
-                    json.dumps({**metrics[method].to_dict(), "seconds": seconds[method]}, indent=1),
-                )
+                metrics[method], confusion = experiment.evaluate(models[method])
+                payload = {
+                    **metrics[method].to_dict(),
+                    "seconds": seconds[method],
+                    "confusion": confusion.tolist(),  # rows: true class, columns: predicted
+                }
+                write_text_atomic(directory / method / "metrics.json", json.dumps(payload))
             runtime.barrier()
         table = ""
         if runtime.is_main:

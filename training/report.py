@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -27,14 +28,20 @@ def _cell(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.1f}"
 
 
-def markdown_table(results: Mapping[str, Metrics], thresholds: ShotThresholds, data: LongTailData) -> str:
+def markdown_table(
+    results: Mapping[str, Metrics], thresholds: ShotThresholds, data: LongTailData
+) -> str:
     """Methods as rows; overall, many, medium and few-shot top-1 accuracy (%) as columns.
 
     The header states the classes in each group and the thresholds that defined them.
     """
     groups = next(iter(results.values())).groups if results else ()
     members = {
-        g: [f"{name} ({n})" for name, n, grp in zip(data.class_names, data.train_counts, groups) if grp == g]
+        g: [
+            f"{name} ({n})"
+            for name, n, grp in zip(data.class_names, data.train_counts, groups)
+            if grp == g
+        ]
         for g in ("many", "medium", "few")
     }
     lines = [
@@ -72,7 +79,12 @@ def write_plots(results: Mapping[str, Metrics], data: LongTailData, directory: P
     fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(names) * max(1, len(results)) / 2), 4))
     width = 0.8 / max(1, len(results))
     for i, (method, m) in enumerate(results.items()):
-        ax.bar(x + (i - (len(results) - 1) / 2) * width, m.per_class, width, label=METHOD_LABELS.get(method, method))
+        ax.bar(
+            x + (i - (len(results) - 1) / 2) * width,
+            m.per_class,
+            width,
+            label=METHOD_LABELS.get(method, method),
+        )
     ax.set_xticks(x, [f"{n}\n({c})" for n, c in zip(names, data.train_counts)], fontsize=7)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,7 +54,7 @@ def train_stage1(
     directory: Path,
     *,
     resume: bool = False,
-    callback: Optional[EpochCallback] = None,
+    callback: EpochCallback | None = None,
 ) -> list[dict[str, Any]]:
     """Pre-train ``encoder`` (in place) with the BNS loss; returns the per-epoch log.
 

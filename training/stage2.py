@@ -9,7 +9,7 @@ uniformly (``"random"``) — and the next R epochs train on that subset with cro
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ def supervised_epoch(
     data: DeviceData,
     indices: np.ndarray,
     batch_size: int,
-    augment: Optional[AugmentConfig],
+    augment: AugmentConfig | None,
     runtime: Runtime,
     schedule: tuple[float, int, int, int],
     purpose: str,
@@ -88,7 +88,11 @@ def supervised_epoch(
         loss_sum += float(loss.detach()) * len(idx)
         correct += int((logits.argmax(1) == y).sum())
         count += len(idx)
-    return {"loss": loss_sum / max(1, count), "train_acc": 100.0 * correct / max(1, count), "lr": lr}
+    return {
+        "loss": loss_sum / max(1, count),
+        "train_acc": 100.0 * correct / max(1, count),
+        "lr": lr,
+    }
 
 
 class _FrozenEncoder(nn.Module):
@@ -102,6 +106,10 @@ class _FrozenEncoder(nn.Module):
         super().train(mode)
         self.inner.eval()
         return self
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else float("nan")
 
 
 def _broadcast(obj: Any, runtime: Runtime) -> Any:
@@ -123,7 +131,7 @@ def train_stage2(
     directory: Path,
     *,
     resume: bool = False,
-    callback: Optional[EpochCallback] = None,
+    callback: EpochCallback | None = None,
 ) -> list[dict[str, Any]]:
     """Re-train ``model`` (in place) on class-balanced subsets; returns the per-epoch log.
 
@@ -171,10 +179,18 @@ def train_stage2(
             ipdpp.balanced_subset(labels, p_host, k, mode=mode, alpha=config.alpha, seed=seed),
             dtype=np.int64,
         )
+        # Only classes with more than k items are sub-sampled (the rest are kept whole), so the
+        # sampler's preference shows in those classes: mean p of the chosen items against the
+        # mean p of all their items (IP-DPP favours low p, random undersampling matches them).
+        counts = np.bincount(labels, minlength=data.num_classes)
+        sampled = counts[labels] > k
+        chosen = np.zeros(len(labels), dtype=bool)
+        chosen[subset] = True
         stats = {
             "subset": int(len(subset)),
             "mean_p_all": float(p_host.mean()),
-            "mean_p_subset": float(p_host[subset].mean()) if len(subset) else float("nan"),
+            "mean_p_sampled_classes": _mean(p_host[sampled]),
+            "mean_p_chosen": _mean(p_host[sampled & chosen]),
         }
         return subset, stats
 

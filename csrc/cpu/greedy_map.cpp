@@ -9,6 +9,24 @@
 #include "cpu/lapack.h"
 
 namespace ipdpp {
+namespace {
+
+// Four independent partial sums: without -ffast-math the compiler keeps a single sum's
+// dependency chain (one add latency per term); four chains let the adds overlap.
+double dot_product(const double* x, const double* y, std::int64_t m) {
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  std::int64_t j = 0;
+  for (; j + 4 <= m; j += 4) {
+    s0 += x[j] * y[j];
+    s1 += x[j + 1] * y[j + 1];
+    s2 += x[j + 2] * y[j + 2];
+    s3 += x[j + 3] * y[j + 3];
+  }
+  for (; j < m; ++j) s0 += x[j] * y[j];
+  return (s0 + s1) + (s2 + s3);
+}
+
+}  // namespace
 
 void greedy_map(std::int64_t n, std::int64_t k, const double* diagonal, const KernelRowFn& row_of,
                 std::int64_t* out) {
@@ -47,10 +65,7 @@ void greedy_map(std::int64_t n, std::int64_t k, const double* diagonal, const Ke
     const double inv_norm = 1.0 / std::sqrt(best_gain);
     for (std::int64_t i = 0; i < n; ++i) {
       if (selected[i]) continue;
-      const double* c_i = &cholesky[i * k];
-      double dot = 0.0;
-      for (std::int64_t s = 0; s < t; ++s) dot += c_best[s] * c_i[s];
-      const double e = (row[i] - dot) * inv_norm;
+      const double e = (row[i] - dot_product(c_best, &cholesky[i * k], t)) * inv_norm;
       cholesky[i * k + t] = e;
       residual[i] -= e * e;
     }
@@ -82,12 +97,41 @@ void greedy_map_factor(const double* F, std::int64_t n, std::int64_t r, std::int
 
 void greedy_map_diag_rank_one(const double* d, const double* u, std::int64_t n, std::int64_t k,
                               std::int64_t* out) {
-  std::vector<double> diagonal(checked_size(n, 1));
-  for (std::int64_t i = 0; i < n; ++i) diagonal[i] = d[i] + u[i] * u[i];
-  greedy_map(n, k, diagonal.data(), [&](std::int64_t j, double* row) {
-    for (std::int64_t i = 0; i < n; ++i) row[i] = u[j] * u[i];
-    row[j] += d[j];
-  }, out);
+  IPDPP_REQUIRE(k >= 0 && k <= n, "k = " + std::to_string(k) + " must lie in [0, n = " +
+                                      std::to_string(n) + "]");
+  // The Schur complement of L_Y in L = diag(d) + u u^T is again diagonal plus rank one:
+  // L_R - L_RY L_Y^{-1} L_YR = diag(d_R) + gamma u_R u_R^T with gamma = 1 / (1 + sum_{j in Y}
+  // u_j^2 / d_j) (Sherman-Morrison; gamma = 0 once Y holds an item with d_j = 0 < u_j^2). So
+  // item i's gain is d_i + gamma u_i^2 and a step costs O(n), not O(n t): the same choices as
+  // the incremental Cholesky, which tests/test_greedy.py checks by brute force.
+  std::vector<char> selected(checked_size(n, 1), 0);
+  double inverse_sum = 0.0;  // sum over Y of u_j^2 / d_j
+  double gamma = 1.0;
+  bool degenerate = false;
+  for (std::int64_t t = 0; t < k; ++t) {
+    std::int64_t best = -1;
+    double best_gain = -std::numeric_limits<double>::infinity();
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double gain = d[i] + gamma * u[i] * u[i];
+      if (!selected[i] && gain > best_gain) {
+        best = i;
+        best_gain = gain;
+      }
+    }
+    IPDPP_ASSERT(best >= 0);
+    out[t] = best;
+    selected[best] = 1;
+    if (degenerate || !(best_gain > 0.0)) {  // as in greedy_map: no further updates
+      degenerate = true;
+      continue;
+    }
+    if (d[best] > 0.0) {
+      inverse_sum += u[best] * u[best] / d[best];
+      gamma = 1.0 / (1.0 + inverse_sum);
+    } else {
+      gamma = 0.0;
+    }
+  }
 }
 
 }  // namespace ipdpp

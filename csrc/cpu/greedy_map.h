@@ -32,7 +32,8 @@ void greedy_map_dense(const double* L, std::int64_t n, std::int64_t k, std::int6
 void greedy_map_factor(const double* F, std::int64_t n, std::int64_t r, std::int64_t k,
                        std::int64_t* out);
 
-// L = diag(d) + u u^T (the IP-DPP kernel with u = sqrt(alpha) p); rows cost O(n).
+// L = diag(d) + u u^T (the IP-DPP kernel with u = sqrt(alpha) p). Its Schur complements stay
+// diagonal plus rank one, so each step costs O(n) and the whole path O(n k).
 void greedy_map_diag_rank_one(const double* d, const double* u, std::int64_t n, std::int64_t k,
                               std::int64_t* out);
 

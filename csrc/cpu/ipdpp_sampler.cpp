@@ -114,7 +114,9 @@ StructuredKDPP::StructuredKDPP(const double* d, const double* a, std::int64_t n,
   if (!build(/*log_space=*/false)) build(/*log_space=*/true);
   IPDPP_REQUIRE(log_normalizer_ > kNegInf,
                 "k = " + std::to_string(k) +
-                    " exceeds the rank of the IP-DPP kernel (every k-subset has det(S_A) = 0)");
+                    " exceeds the rank of the IP-DPP kernel (every k-subset has det(S_A) = 0; "
+                    "p_i = 1 for every item makes S rank one with alpha = 1/N: clip p below 1, "
+                    "e.g. to 1 - 1e-6)");
 }
 
 int StructuredKDPP::scaled_row(std::int64_t i, const double* prev_e, const double* prev_h,

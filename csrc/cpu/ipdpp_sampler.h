@@ -54,7 +54,7 @@ struct DiagonalPlusRankOne {
 };
 DiagonalPlusRankOne ipdpp_diagonal_rank_one(const double* p, std::int64_t n, double alpha);
 
-// Rows of the two tables kept in memory by default (see above).
+// Table entries (per table; 8 bytes each) kept in memory by default, see above.
 constexpr std::int64_t kDefaultTableEntries = std::int64_t{1} << 23;
 
 // The tables for one (d, a, k); built once, then shared read-only by every sample.

@@ -1,7 +1,9 @@
-// The structured IP-DPP k-DPP sampler on the GPU (DESIGN.md section 2; the CPU twin is
-// csrc/cpu/ipdpp_sampler.h, whose log-space band tables and walk this mirrors exactly), for many
-// problems of different sizes in one launch: one problem per class for balanced_subset, or one
-// problem with many samples for sample_k_dpp on an IPDPPKernel.
+// The structured IP-DPP k-DPP sampler on the GPU (DESIGN.md section 2), for many problems of
+// different sizes in one launch: one problem per class for balanced_subset, or one problem with
+// many samples for sample_k_dpp on an IPDPPKernel. The CPU twin is csrc/cpu/ipdpp_sampler.h:
+// the same band of the two tables (kept here in log space, always, and whole in device memory:
+// (N + 1) x (min(k, N - k) + 1) doubles per table and problem), the same walk and the same
+// random stream, so both draw the same samples up to rounding of the branch probabilities.
 //
 // Problem c owns positions [offsets[c], offsets[c + 1]) of the grouped arrays; with N_c items,
 // k_c = min(k[c], N_c) of them are kept: all of them when N_c <= k[c] (nothing to sample), else

@@ -243,6 +243,8 @@ std::unique_ptr<DeviceSpectrum> lowrank_spectrum(const void* features, DType dty
       CUDA_CHECK_LAUNCH("narrow_copy");
     }
   }
+  // The spectrum outlives this call and may be read on other streams: finish it here.
+  CUDA_CHECK(cudaStreamSynchronize(stream));
   return spectrum;
 }
 
@@ -268,6 +270,12 @@ std::unique_ptr<DeviceSpectrum> dense_spectrum(const void* L, DType dtype, std::
   DeviceBuffer<double> w(static_cast<std::size_t>(n), stream);
   symmetric_eigh(A.data(), n, w.data(), stream);
   const std::vector<double> all = to_host(w.data(), n, stream);
+  // Same PSD rule as the CPU DenseKernel: eigenvalues below -rtol * max|eigenvalue| are not
+  // rounding noise.
+  const double scale = std::max(std::abs(all.front()), std::abs(all.back()));
+  IPDPP_REQUIRE(!(all.front() < -rtol * scale),
+                "L must be positive semidefinite; its smallest eigenvalue is " +
+                    std::to_string(all.front()) + " (largest " + std::to_string(all.back()) + ")");
   const std::int64_t first = first_kept(all, rtol);
   const std::int64_t rank = n - first;
   spectrum->rank = rank;
@@ -283,6 +291,7 @@ std::unique_ptr<DeviceSpectrum> dense_spectrum(const void* L, DType dtype, std::
         A.data(), n, first, rank, reinterpret_cast<double*>(spectrum->eigenvectors.data()));
   }
   CUDA_CHECK_LAUNCH("gather_dense_eigenvectors");
+  CUDA_CHECK(cudaStreamSynchronize(stream));  // may be read on other streams (see above)
   return spectrum;
 }
 

@@ -49,7 +49,8 @@ struct DeviceSpectrum {
 // Spectrum of L = diag(q) B B^T diag(q).
 //   features: device, n x d row-major, `dtype`; quality: device float64 (n,) or nullptr (q = 1).
 //   rtol: eigenvalues <= rtol * max eigenvalue are dropped (they are rounding noise).
-// Synchronises `stream` once (the rank decides the size of the eigenvector buffer).
+// Synchronises `stream` twice: the rank decides the size of the eigenvector buffer, and the
+// finished spectrum may be read on any stream afterwards.
 std::unique_ptr<DeviceSpectrum> lowrank_spectrum(const void* features, DType dtype,
                                                  std::int64_t n, std::int64_t d,
                                                  const double* quality, double rtol,

@@ -1,0 +1,75 @@
+"""Type stub of the compiled CUDA extension ipdpp._cuda (use ipdpp._cuda_backend instead).
+
+Every function takes raw device addresses (``int``), the CUDA device ordinal and a stream
+handle (``int``, e.g. ``torch.cuda.current_stream().cuda_stream``); ``quality`` / ``items`` /
+``out`` address 0 means "none" where documented.
+"""
+
+import numpy as np
+import numpy.typing as npt
+
+class CudaError(RuntimeError):
+    """A CUDA runtime, cuBLAS or cuSOLVER call failed (the message names the call)."""
+
+class CudaOutOfMemoryError(MemoryError):
+    """The device ran out of memory."""
+
+class Spectrum:
+    """Eigenpairs of a kernel on one GPU: host eigenvalues, device eigenvectors."""
+
+    @property
+    def n(self) -> int: ...
+    @property
+    def rank(self) -> int: ...
+    @property
+    def device(self) -> int: ...
+    @property
+    def dtype(self) -> str:
+        """'float32' or 'float64' (the eigenvectors' dtype, the input's)."""
+    @property
+    def eigenvalues(self) -> npt.NDArray[np.float64]:
+        """(rank,), ascending, a host copy."""
+    @property
+    def eigenvectors_ptr(self) -> int:
+        """Device address of the (n, rank) row-major eigenvectors."""
+
+def lowrank_spectrum(
+    features: int,
+    dtype: str,
+    n: int,
+    d: int,
+    quality: int,
+    rtol: float,
+    device: int,
+    stream: int,
+) -> Spectrum: ...
+def dense_spectrum(
+    L: int, dtype: str, n: int, rtol: float, device: int, stream: int
+) -> Spectrum: ...
+def dual_gram_eigenvalues(
+    features: int, dtype: str, n: int, d: int, quality: int, device: int, stream: int
+) -> npt.NDArray[np.float64]: ...
+def sample(
+    spectrum: Spectrum,
+    k: int,
+    num_samples: int,
+    seed: int,
+    sample_offset: int,
+    method: str,
+    out: int,
+    stream: int,
+) -> None: ...
+def max_k(dtype: str, method: str, device: int) -> int: ...
+def structured_sample(
+    p: int,
+    items: int,
+    offsets: npt.NDArray[np.int64],
+    k: npt.NDArray[np.int64],
+    alpha: npt.NDArray[np.float64],
+    samples_per_problem: int,
+    seed: int,
+    sample_offset: int,
+    out: int,
+    device: int,
+    stream: int,
+) -> None: ...

@@ -1,0 +1,135 @@
+"""training.config, training.evaluate, training.augment, training.models, training.engine."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from training.augment import contrastive_view, random_crop, weak_augment
+from training.config import (
+    AugmentConfig,
+    Config,
+    EvalConfig,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+    to_toml,
+)
+from training.engine import derive_seed, lr_at
+from training.evaluate import evaluate_predictions, shot_thresholds
+from training.models import build_encoder
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def test_config_round_trip_and_overrides(tmp_path):
+    config = apply_overrides(
+        Config(), ["stage1.epochs=7", "data.class_order=[1, 0]", 'run.methods=["exact"]']
+    )
+    assert config.stage1.epochs == 7 and config.data.class_order == [1, 0]
+    assert config.run.methods == ("exact",)
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(config))
+    assert load_config(path) == config
+    assert config_from_dict(tomllib.loads(to_toml(Config()))) == Config()
+
+
+@pytest.mark.parametrize(
+    ("table", "error", "match"),
+    [
+        ({"stage1": {"epoch": 3}}, ValueError, "stage1.epoch"),
+        ({"nonsense": {}}, ValueError, "nonsense"),
+        ({"stage1": {"epochs": "many"}}, TypeError, "stage1.epochs"),
+        ({"stage1": {"temperature": -1.0}}, ValueError, "stage1.temperature"),
+        ({"stage2": {"finetune": "half"}}, ValueError, "stage2.finetune"),
+        ({"stage2": {"alpha": "other"}}, ValueError, "stage2.alpha"),
+        ({"run": {"methods": ["ce", "ce"]}}, ValueError, "run.methods"),
+        ({"run": {"device": "tpu"}}, ValueError, "run.device"),
+        ({"eval": {"many_threshold": 10.0}}, ValueError, "given together"),
+        ({"data": {"class_order": "sorted"}}, ValueError, "class_order"),
+    ],
+)
+def test_config_errors_name_the_key(table, error, match):
+    with pytest.raises(error, match=match):
+        config_from_dict(table)
+
+
+def test_override_syntax_errors():
+    with pytest.raises(ValueError, match="section.key=value"):
+        apply_overrides(Config(), ["epochs=3"])
+    with pytest.raises(ValueError, match="unknown section"):
+        apply_overrides(Config(), ["stage9.epochs=3"])
+
+
+def test_shot_thresholds_scale_and_configured():
+    auto = shot_thresholds(EvalConfig(), n_max=5000)
+    assert (auto.many, auto.few) == (1000.0, 200.0)
+    assert "scaled by n_max / 500 = 10" in auto.describe()
+    fixed = shot_thresholds(EvalConfig(many_threshold=500.0, few_threshold=200.0), n_max=5000)
+    groups = [fixed.group(n) for n in (5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50)]
+    assert groups == ["many"] * 5 + ["medium"] * 2 + ["few"] * 3  # CIFAR-10-LT convention
+
+
+def test_evaluate_predictions_hand_example():
+    thresholds = shot_thresholds(EvalConfig(many_threshold=10.0, few_threshold=3.0), n_max=20)
+    labels = np.array([0, 0, 1, 1, 2, 2, 2, 2])
+    predictions = np.array([0, 0, 1, 0, 2, 0, 0, 0])
+    m = evaluate_predictions(predictions, labels, (20, 5, 1), thresholds)
+    assert m.per_class == (100.0, 50.0, 25.0)
+    assert m.groups == ("many", "medium", "few")
+    assert (m.overall, m.many, m.medium, m.few) == (50.0, 100.0, 50.0, 25.0)
+    empty = evaluate_predictions(predictions, labels, (20, 20, 20), thresholds)
+    assert empty.many == pytest.approx(175 / 3) and math.isnan(empty.few)
+    with pytest.raises(ValueError, match="same shape"):
+        evaluate_predictions(predictions[:3], labels, (20, 5, 1), thresholds)
+
+
+def _batch(channels=1, size=8, n=6):
+    return torch.rand((n, channels, size, size), generator=torch.Generator().manual_seed(0))
+
+
+def test_random_crop_is_a_window_of_the_padded_image():
+    x = _batch()
+    out = random_crop(x, 2, torch.Generator().manual_seed(1))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(len(x)):
+        windows = [padded[i, :, r : r + 8, c : c + 8] for r in range(5) for c in range(5)]
+        assert any(torch.equal(out[i], w) for w in windows)
+    assert torch.equal(random_crop(x, 0, torch.Generator()), x)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_views_are_deterministic_and_in_range(channels):
+    x = _batch(channels)
+    config = AugmentConfig()
+    a = contrastive_view(x, config, torch.Generator().manual_seed(5))
+    b = contrastive_view(x, config, torch.Generator().manual_seed(5))
+    c = contrastive_view(x, config, torch.Generator().manual_seed(6))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert a.min() >= 0 and a.max() <= 1
+    w = weak_augment(x, config, torch.Generator().manual_seed(5))
+    assert w.shape == x.shape
+
+
+@pytest.mark.parametrize(("arch", "dim"), [("small_cnn", 32), ("resnet32", 64), ("resnet18", 512)])
+def test_encoders_shapes(arch, dim):
+    config = config_from_dict({"model": {"arch": arch, "width": 8}}).model
+    encoder = build_encoder(config, 3, [0.5] * 3, [0.25] * 3)
+    assert encoder.feature_dim == dim
+    assert encoder(torch.rand(2, 3, 16, 16)).shape == (2, dim)
+
+
+def test_schedule_and_seeds():
+    assert lr_at(1.0, 0, 0, 10, warmup=2, total=10) == pytest.approx(0.05)
+    assert lr_at(1.0, 2, 0, 10, warmup=2, total=10) == pytest.approx(1.0)
+    assert lr_at(1.0, 6, 0, 10, warmup=2, total=10) == pytest.approx(0.5)
+    assert lr_at(1.0, 10, 0, 10, warmup=2, total=10) == pytest.approx(0.0)
+    assert derive_seed(1, "a") == derive_seed(1, "a") != derive_seed(1, "b")
+    assert 0 <= derive_seed(2**40, "x") < 2**63

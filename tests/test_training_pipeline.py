@@ -1,0 +1,184 @@
+"""End-to-end runs of training/: every method, resume, DDP under torchrun, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ipdpp
+import training
+from training.cli import main
+from training.config import Config, config_from_dict, to_toml
+from training.pipeline import run_experiment
+
+COUNTS = (16, 10, 6, 4)  # n_max 16, imbalance factor 4, four classes
+K_PER_CLASS = 5
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory) -> Path:
+    """Four classes of 8x8 images: a class-specific bright quadrant plus noise."""
+    rng = np.random.default_rng(0)
+
+    def images(labels):
+        x = rng.uniform(0, 0.3, size=(len(labels), 8, 8))
+        for i, c in enumerate(labels):
+            r, s = divmod(int(c), 2)
+            x[i, 4 * r : 4 * r + 4, 4 * s : 4 * s + 4] += 0.6
+        return (x * 255).astype(np.uint8)
+
+    y_train = np.repeat(np.arange(4), 24)
+    y_test = np.repeat(np.arange(4), 6)
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, x_train=images(y_train), y_train=y_train, x_test=images(y_test), y_test=y_test)
+    return path
+
+
+def tiny_table(npz: Path, out: Path, **run) -> dict:
+    return {
+        "data": {"source": "npz", "data_dir": str(npz), "imbalance_factor": 4.0, "n_max": 16},
+        "model": {"arch": "small_cnn", "width": 4, "projection_hidden": 16, "projection_dim": 8},
+        "augment": {"flip": False},
+        "stage1": {"epochs": 2, "batch_size": 16, "warmup_epochs": 1, "partners": 2},
+        "stage2": {
+            "epochs": 3,
+            "batch_size": 8,
+            "warmup_epochs": 1,
+            "resample_every": 2,
+            "k_per_class": K_PER_CLASS,
+        },
+        "ce": {"epochs": 2, "batch_size": 16, "warmup_epochs": 0},
+        "linear_probe": {"epochs": 3, "batch_size": 16},
+        "run": {"name": "tiny", "out_dir": str(out), "progress": False, "threads": 1, **run},
+    }
+
+
+def tiny_config(npz: Path, out: Path, **run) -> Config:
+    return config_from_dict(tiny_table(npz, out, **run))
+
+
+def test_every_method_end_to_end(tiny_npz, tmp_path):
+    result = run_experiment(tiny_config(tiny_npz, tmp_path))
+    assert list(result.metrics) == ["ce", "random", "paper", "exact", "linear_probe"]
+    for metrics in result.metrics.values():
+        assert 0 <= metrics.overall <= 100 and len(metrics.per_class) == 4
+    # n_max 16: thresholds 100 / 20 scaled by 16 / 500 -> many > 3.2, so all four are many-shot.
+    assert result.metrics["ce"].groups == ("many",) * 4
+    assert (
+        "scaled by n_max / 500" in result.table and "| BNS + IP-DPP, exact k-DPP |" in result.table
+    )
+    run_dir = tmp_path / "tiny"
+    expected_files = (
+        "results.md",
+        "results.json",
+        "per_class_accuracy.png",
+        "class_counts.png",
+        "config.toml",
+        "stage1/log.csv",
+        "exact/checkpoint.pt",
+        "ce/metrics.json",
+    )
+    for name in expected_files:
+        assert (run_dir / name).is_file(), name
+    expected_subset = sum(min(K_PER_CLASS, n) for n in COUNTS)
+    for method in ("random", "paper", "exact"):
+        log = json.loads((run_dir / method / "log.json").read_text())
+        rounds = [r for r in log if "subset" in r]
+        assert [r["epoch"] for r in rounds] == [1, 3]  # re-sampled every 2 epochs
+        assert all(r["subset"] == expected_subset for r in rounds)
+    # The logged resolved config reads back to the same config.
+    assert (run_dir / "config.toml").read_text() == to_toml(tiny_config(tiny_npz, tmp_path))
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupt_at(phase: str, epoch: int):
+    def callback(name: str, done: int) -> None:
+        if name == phase and done == epoch:
+            raise _Interrupt(f"{name} after epoch {done}")
+
+    return callback
+
+
+def test_resume_after_interruption_gives_the_same_weights(tiny_npz, tmp_path):
+    methods = {"methods": ["exact", "linear_probe"]}
+    straight = run_experiment(tiny_config(tiny_npz, tmp_path / "a", **methods))
+    interrupted = tiny_config(tiny_npz, tmp_path / "b", **methods)
+    with pytest.raises(_Interrupt):
+        run_experiment(interrupted, callback=_interrupt_at("stage1 (BNS)", 1))
+    resumed_cfg = tiny_config(tiny_npz, tmp_path / "b", resume=True, **methods)
+    # Second interruption inside stage 2, between two re-sampling rounds, so the saved subset
+    # (not a fresh draw) must carry the next epoch.
+    with pytest.raises(_Interrupt):
+        run_experiment(resumed_cfg, callback=_interrupt_at("stage2 (exact)", 1))
+    resumed = run_experiment(resumed_cfg)
+    for method in ("exact", "linear_probe"):
+        a = straight.models[method].state_dict()
+        b = resumed.models[method].state_dict()
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), (method, key)
+    assert straight.metrics["exact"] == resumed.metrics["exact"]
+
+
+def test_resume_refuses_a_changed_config(tiny_npz, tmp_path):
+    run_experiment(tiny_config(tiny_npz, tmp_path, methods=["ce"]))
+    changed = tiny_table(tiny_npz, tmp_path, methods=["ce"], resume=True)
+    changed["ce"]["lr"] = 0.5
+    with pytest.raises(ValueError, match="ce.lr"):
+        run_experiment(config_from_dict(changed))
+
+
+def test_ddp_two_processes_under_torchrun(tiny_npz, tmp_path):
+    config_path = tmp_path / "tiny.toml"
+    table = tiny_table(tiny_npz, tmp_path, methods=["ce", "exact", "linear_probe"])
+    config_path.write_text(to_toml(config_from_dict(table)))
+    # The children must import the same training and ipdpp packages as this test process.
+    roots = {str(Path(training.__file__).parents[1]), str(Path(ipdpp.__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*roots, os.environ.get("PYTHONPATH", "")])}
+    env.update(OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", "-m", "training", "--config", str(config_path)]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| CE on the full LT set |" in done.stdout
+    results = json.loads((tmp_path / "tiny" / "results.json").read_text())
+    assert results["world_size"] == 2
+    assert set(results["methods"]) == {"ce", "exact", "linear_probe"}
+
+
+def test_cli_prints_the_table(tiny_npz, tmp_path, capsys):
+    config_path = tmp_path / "tiny.toml"
+    config_path.write_text(to_toml(tiny_config(tiny_npz, tmp_path)))
+    main(["--config", str(config_path), "--methods", "ce,random", "--name", "cli",
+          "--set", "ce.epochs=1", "--set", "stage2.epochs=1"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "| method | overall | many | medium | few |" in out
+    assert "| BNS + random class-balanced undersampling |" in out
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["ce"]["epochs"] == 1
+
+
+def test_cli_errors_name_the_problem(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--set", "stage1.nope=1"])
+    assert exc.value.code == 2
+    assert "stage1.nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--methods", "ce,magic"])
+    assert "run.methods" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--set", "data.source=\"fashion-mnist\"", "--data-dir", str(tmp_path),
+              "--out", str(tmp_path), "--no-progress"])  # fmt: skip
+    assert exc.value.code == 2
+    assert "dataset-fashion-mnist" in capsys.readouterr().err
