@@ -186,12 +186,32 @@ def _select_k(log_lam: np.ndarray, E: np.ndarray, k: int, rng: np.random.Generat
 def sample_k_dpp(
     L: np.ndarray, k: int, num_samples: int = 1, seed: int | np.random.Generator = 0
 ) -> np.ndarray:
-    """Exact k-DPP samples by the spectral method: int64 array (num_samples, k), rows sorted.
+    """Exact k-DPP samples by the spectral method (Kulesza & Taskar 2012, Algorithms 8 and 1).
+
+    Parameters
+    ----------
+    L : float64 array (n, n)
+        Symmetric PSD kernel; eigenvalues below ``n * eps * max`` count as zero (see :func:`eigh`).
+    k : int
+        Sample size, 0 <= k <= rank.
+    num_samples : int
+        Number of independent samples.
+    seed : int or numpy.random.Generator
+        Seed of ``numpy.random.default_rng`` (or a generator to draw from).
+
+    Returns
+    -------
+    int64 array (num_samples, k), each row sorted ascending.
 
     Raises
     ------
     ValueError
         If k exceeds the number of non-zero eigenvalues (the k-DPP would be empty).
+
+    Notes
+    -----
+    A Python loop with a QR factorisation per draw: about 0.15 ms per sample at n = 7, k = 3.
+    Meant for tests on tiny kernels only.
     """
     rng = np.random.default_rng(seed)
     lam, V = eigh(L)
@@ -210,9 +230,23 @@ def sample_k_dpp(
 def sample_dpp(
     L: np.ndarray, num_samples: int = 1, seed: int | np.random.Generator = 0
 ) -> list[np.ndarray]:
-    """Exact DPP samples by the spectral method: list of sorted int64 arrays.
+    """Exact DPP samples by the spectral method (Kulesza & Taskar 2012, Algorithm 1).
 
-    Each eigenvector is kept independently with probability lambda / (1 + lambda).
+    Each eigenvector is kept independently with probability lambda / (1 + lambda), then the
+    projection DPP of the kept eigenvectors is sampled by :func:`projection_sample`.
+
+    Parameters
+    ----------
+    L : float64 array (n, n)
+        Symmetric PSD kernel.
+    num_samples : int
+        Number of independent samples.
+    seed : int or numpy.random.Generator
+        Seed of ``numpy.random.default_rng`` (or a generator to draw from).
+
+    Returns
+    -------
+    list of ``num_samples`` sorted int64 arrays (random sizes).
     """
     rng = np.random.default_rng(seed)
     lam, V = eigh(L)

@@ -56,14 +56,14 @@ std::vector<std::int64_t> random_subset(std::int64_t n, std::int64_t k, RandomSt
 //     (argmax, ties to the smaller index) and project that direction out of every row.
 // Not an exact k-DPP sampler (stopping after k acceptances biases towards early eigenpairs and
 // the argmax is deterministic); kept to reproduce the paper.
-std::vector<std::int64_t> paper_algorithm(const DiagonalPlusRankOne& s, std::int64_t n,
+std::vector<std::int64_t> paper_algorithm(const DiagonalPlusRankOne& kernel, std::int64_t n,
                                           std::int64_t k, RandomStream& rng) {
   // S_c = diag(d) + u u^T with u_i = sqrt(a_i) = sqrt(alpha) p_i.
   std::vector<double> u(checked_size(n, 1)), dense(checked_size(n, n));
-  for (std::int64_t i = 0; i < n; ++i) u[i] = std::sqrt(s.a[i]);
+  for (std::int64_t i = 0; i < n; ++i) u[i] = std::sqrt(kernel.a[i]);
   for (std::int64_t i = 0; i < n; ++i) {
     for (std::int64_t j = 0; j < n; ++j) dense[i * n + j] = u[i] * u[j];
-    dense[i * n + i] += s.d[i];
+    dense[i * n + i] += kernel.d[i];
   }
   std::vector<double> eigenvalues(checked_size(n, 1));
   lapack::dsyevd(n, dense.data(), eigenvalues.data());  // columns of `dense` = eigenvectors
@@ -127,9 +127,9 @@ std::vector<std::int64_t> paper_algorithm(const DiagonalPlusRankOne& s, std::int
     for (std::int64_t c = 0; c < k; ++c) w[c] *= inv;
     basis.insert(basis.end(), w.begin(), w.end());
     for (std::int64_t i = 0; i < n; ++i) {
-      double u = 0.0;
-      for (std::int64_t c = 0; c < k; ++c) u += V[i * k + c] * w[c];
-      residual[i] = std::max(residual[i] - u * u, 0.0);
+      double projection = 0.0;
+      for (std::int64_t c = 0; c < k; ++c) projection += V[i * k + c] * w[c];
+      residual[i] = std::max(residual[i] - projection * projection, 0.0);
     }
   }
   return out;
