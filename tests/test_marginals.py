@@ -149,3 +149,33 @@ def test_log_prob_accepts_arrays_and_any_order(make_kernel: Callable[..., Kernel
     assert ipdpp.log_prob(case.kernel, (4, 6, 1), k=3) == pytest.approx(expected_k, rel=1e-10)
     # More items than the rank: probability zero (-inf, or the log of round-off).
     assert math.exp(ipdpp.log_prob(case.kernel, [0, 1, 2, 3, 4])) < 1e-12
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_eigh_matches_reference(
+    make_kernel: Callable[..., KernelCase], dtype: Any, name: str
+) -> None:
+    # The spectrum every exact utility and sampler starts from: truncated, ascending, orthonormal,
+    # cached, and reconstructing the reference L.
+    kind, n, rank = SMALL[name]
+    case = make_kernel(kind, n, dtype=dtype, rank=rank)
+    lam, V = (np.asarray(to_numpy(a)) for a in case.kernel.eigh())
+    lam_ref, _ = ref.eigh(case.L, rtol=ipdpp.EIGENVALUE_RTOL)
+    assert case.kernel.n == n and case.kernel.rank == lam.size == lam_ref.size
+    assert lam.dtype == np.float64 and V.shape == (n, lam.size)
+    assert np.all(np.diff(lam) >= 0) and np.all(lam > 0)
+    np.testing.assert_allclose(lam, lam_ref, rtol=1e-9)
+    np.testing.assert_allclose(V.T @ V, np.eye(lam.size), atol=1e-10)
+    np.testing.assert_allclose((V * lam) @ V.T, case.L, atol=1e-9 * np.abs(case.L).max())
+    again = case.kernel.eigh()
+    assert np.shares_memory(np.asarray(to_numpy(again[1])), V), "eigh() is not cached"
+
+
+def test_ipdpp_kernel_attributes() -> None:
+    p = np.random.default_rng(1).beta(8.0, 2.0, 9)
+    for alpha, expected in [("paper", 1 / 9), ("code", 1 / 81), (0.05, 0.05)]:
+        K = ipdpp.IPDPPKernel(p, alpha=alpha)
+        assert K.alpha == pytest.approx(expected, rel=1e-15)
+        np.testing.assert_allclose(K.dense(), ref.dense_from_ipdpp(p, alpha), atol=1e-15)
+        np.testing.assert_allclose(K.diagonal, 1 - expected * p * p.sum(), atol=1e-15)
+        np.testing.assert_array_equal(K.p, p)

@@ -76,7 +76,8 @@ def write_plots(results: Mapping[str, Metrics], data: LongTailData, directory: P
     x = np.arange(len(names))
     paths = []
 
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(names) * max(1, len(results)) / 2), 4))
+    bars = len(names) * max(1, len(results))
+    fig, ax = plt.subplots(figsize=(min(14.0, max(7.0, 3 + 0.15 * bars)), 4.5))
     width = 0.8 / max(1, len(results))
     for i, (method, m) in enumerate(results.items()):
         ax.bar(
@@ -89,7 +90,8 @@ def write_plots(results: Mapping[str, Metrics], data: LongTailData, directory: P
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title("Per-class accuracy (class, training images), head to tail")
-    ax.legend(fontsize=7, loc="lower left")
+    # Below the axes, so that no bar is hidden behind it.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     fig.tight_layout()
     paths.append(directory / "per_class_accuracy.png")
     fig.savefig(paths[-1], dpi=120)

@@ -150,15 +150,21 @@ def train_stage2(
         ``ipdpp.balanced_subset`` mode: "exact", "paper" or "random".
     runtime : Runtime
     directory : pathlib.Path
-        Checkpoint and logs; the log records, for every re-sampling round, the subset size and
-        the mean p of the chosen items against the mean p of the whole set.
+        Checkpoint and logs; for every re-sampling round the log records the subset size, the
+        mean p of the whole set, and, over the classes larger than k (the only ones sampled),
+        the mean p of all items (``mean_p_sampled_classes``) and of the chosen ones
+        (``mean_p_chosen``): IP-DPP should choose below the class mean, random at it.
     resume : bool
     callback : callable, optional
 
     Notes
     -----
-    Round r draws with seed ``derive_seed(run seed, "stage2-subset", r)``; rank 0 scores and
-    draws, and broadcasts the subset, so every DDP rank trains on the same items.
+    Round 0 scores with the freshly initialised head, as "the current model" of the paper
+    implies, so its p carry little information and the first R epochs train on a subset close to
+    a uniform one whatever the mode; later rounds use the re-trained model. Classes with at most
+    k items are kept whole by every mode. Round r draws with seed
+    ``derive_seed(run seed, "stage2-subset", r)``; rank 0 scores and draws, and broadcasts the
+    subset, so every DDP rank trains on the same items.
     """
     if config.finetune == "classifier":
         for param in model.encoder.parameters():

@@ -178,9 +178,10 @@ ProjectionMethod choose_projection_method(std::int64_t n, std::int64_t rank, std
 }
 
 AliasTable::AliasTable(const std::vector<double>& weights)
-    : size_(static_cast<std::int64_t>(weights.size())), keep_(weights.size()),
-      alias_(weights.size()) {
+    : size_(static_cast<std::int64_t>(weights.size())) {
   IPDPP_ASSERT(size_ > 0);
+  resize_huge(keep_, weights.size());  // read at random buckets, like V
+  resize_huge(alias_, weights.size());
   double total = 0.0;
   for (double w : weights) total += w;
   IPDPP_ASSERT(total > 0.0);
@@ -215,7 +216,7 @@ AliasTable::AliasTable(const std::vector<double>& weights)
 LeverageProposal build_leverage_proposal(const Spectrum& spectrum) {
   IPDPP_ASSERT(spectrum.rank > 0);
   LeverageProposal p;
-  p.leverage.resize(static_cast<std::size_t>(spectrum.n));
+  resize_huge(p.leverage, static_cast<std::size_t>(spectrum.n));
   const std::int64_t r = spectrum.rank;
   for (std::int64_t i = 0; i < spectrum.n; ++i) {
     const double* row = spectrum.eigenvectors.data() + i * r;

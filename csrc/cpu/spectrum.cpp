@@ -10,6 +10,10 @@
 #include "common/error.h"
 #include "cpu/lapack.h"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace ipdpp {
 namespace {
 
@@ -50,7 +54,7 @@ Spectrum spectrum_of_symmetric(std::vector<double>& a, std::int64_t m, double rt
   s.n = m;
   s.rank = m - first;
   s.eigenvalues.assign(w.begin() + first, w.end());
-  s.eigenvectors.resize(checked_size(m, s.rank));
+  resize_huge(s.eigenvectors, checked_size(m, s.rank));
   // `a` is column-major: column j (eigenvector j) is a[j*m .. j*m + m). Transpose the kept
   // columns into row-major rows.
   for (std::int64_t c = 0; c < s.rank; ++c) {
@@ -79,6 +83,20 @@ const double* scaled_rows(const T* features, std::int64_t row0, std::int64_t row
 }
 
 }  // namespace
+
+void advise_huge_pages(const void* data, std::size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr std::uintptr_t kHugePage = std::uintptr_t{1} << 21;  // 2 MiB on x86-64 and arm64
+  const auto begin = reinterpret_cast<std::uintptr_t>(data);
+  const std::uintptr_t first = (begin + kHugePage - 1) & ~(kHugePage - 1);
+  const std::uintptr_t last = (begin + bytes) & ~(kHugePage - 1);
+  // Only whole huge pages inside the buffer; failure (THP disabled) just keeps small pages.
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#else
+  (void)data;
+  (void)bytes;
+#endif
+}
 
 template <class T>
 Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, const double* quality,
@@ -120,7 +138,7 @@ Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, con
   s.n = n;
   s.rank = d - first;
   s.eigenvalues.assign(w.begin() + first, w.end());
-  s.eigenvectors.resize(checked_size(n, s.rank));
+  resize_huge(s.eigenvectors, checked_size(n, s.rank));
   if (s.rank == 0) return s;
 
   // W = U_kept Lambda^{-1/2} (d x rank, column-major), then V^T = W^T X block by block: the

@@ -2,6 +2,7 @@
 // the spectral samplers need. Built once per kernel and shared by every sample.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -16,6 +17,21 @@ struct Spectrum {
   // the sampler over the items reads memory contiguously. Columns are orthonormal.
   std::vector<double> eigenvectors;
 };
+
+// Asks the kernel to back [data, data + bytes) with transparent huge pages where it can (Linux;
+// a no-op elsewhere or for small ranges). The samplers read V and the proposal tables at random
+// rows, and with 4 KiB pages nearly every such read of a gigabyte-sized V also misses the TLB.
+// Call it on untouched memory (after vector::reserve, before resize) so that the first touch
+// already faults in huge pages.
+void advise_huge_pages(const void* data, std::size_t bytes);
+
+// Resizes an empty vector to `count` elements, huge-page backed when it is large.
+template <class T>
+void resize_huge(std::vector<T>& v, std::size_t count) {
+  v.reserve(count);
+  advise_huge_pages(v.data(), count * sizeof(T));
+  v.resize(count);
+}
 
 // L = diag(q) B B^T diag(q) for B (n x d, row-major, float or double) and q (n, may be null for
 // q = 1), through the dual Gram C = B^T diag(q^2) B (d x d): if C = U Lambda U^T then L has the
