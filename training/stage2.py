@@ -43,6 +43,10 @@ __all__ = ["default_k_per_class", "supervised_epoch", "train_stage2"]
 
 #: The paper's subset size: k = 10 * N_min items per class (PAPER.md, stage 2).
 K_PER_MIN_CLASS = 10
+#: Upper clip of p_i. A confident softmax rounds to exactly 1 even in float64 (logit margin
+#: above ~37); a class whose items all have p_i = 1 makes S_c = 11^T / N_c rank one, and no
+#: k-DPP with k >= 2 exists. The cap keeps d_i = 1 - p_i * mean(p) >= ~2e-6 > 0.
+P_MAX = 1.0 - 1e-6
 #: Scoring batch (inference only, so larger than training batches).
 SCORE_BATCH = 1024
 
@@ -179,7 +183,7 @@ def train_stage2(
 
     def draw(round_index: int) -> tuple[np.ndarray, dict[str, float]]:
         p = predict(model, data.x_train, SCORE_BATCH, probabilities_of=data.y_train)
-        p_host = np.clip(p.cpu().numpy(), 0.0, 1.0)
+        p_host = np.clip(p.cpu().numpy(), 0.0, P_MAX)
         seed = derive_seed(runtime.seed, "stage2-subset", round_index) & 0xFFFFFFFF
         subset = np.asarray(
             ipdpp.balanced_subset(labels, p_host, k, mode=mode, alpha=config.alpha, seed=seed),
