@@ -28,7 +28,7 @@ import numpy as np
 
 from .baselines import NumpyKDPP, TorchKDPP
 
-__all__ = ["Family", "Sampler", "make_families"]
+__all__ = ["Family", "Sampler", "cuda_unavailable_reason", "make_families"]
 
 DrawOne = Callable[[Any, int, int], Any]  # (state, k, seed) -> one sample
 DrawMany = Callable[[Any, int, int, int], Any]  # (state, k, num_samples, seed) -> (S, k)
@@ -137,12 +137,18 @@ class IpdppFamily(Family):
         try:
             ipdpp = self._module()
         except ImportError as exc:
-            return f"ipdpp is not importable ({exc})"
+            hint = ""
+            if "_core" in str(exc):
+                hint = (
+                    "; a source checkout without the compiled extension is first on sys.path: "
+                    "install ipdpp editable, or run pytest with --import-mode=importlib"
+                )
+            return f"ipdpp is not importable ({exc}){hint}"
         missing = [name for name in ("LowRankKernel", "sample_k_dpp") if not hasattr(ipdpp, name)]
         if missing:
             return f"ipdpp has no {', '.join(missing)} yet"
         if self.device == "cuda":
-            return _cuda_reason(needs_ipdpp=True)
+            return cuda_unavailable_reason(needs_ipdpp=True)
         return None
 
     def load(self, features: np.ndarray) -> Any:
@@ -217,7 +223,7 @@ class TorchFamily(Family):
     def unavailable_reason(self) -> str | None:
         if importlib.util.find_spec("torch") is None:
             return "torch is not installed"
-        return _cuda_reason(needs_ipdpp=False) if self.device == "cuda" else None
+        return cuda_unavailable_reason(needs_ipdpp=False) if self.device == "cuda" else None
 
     def load(self, features: np.ndarray) -> Any:
         import torch
@@ -306,7 +312,8 @@ class DppyFamily(Family):
         return draw
 
 
-def _cuda_reason(*, needs_ipdpp: bool) -> str | None:
+def cuda_unavailable_reason(*, needs_ipdpp: bool) -> str | None:
+    """Why CUDA work cannot run here (no torch, no device, no ipdpp._cuda), or None."""
     if importlib.util.find_spec("torch") is None:
         return "torch is not installed (CUDA arrays are made with torch)"
     import torch

@@ -72,8 +72,20 @@ class _Index:
         return _format_rate(value) if field == "samples_per_s" else format_time(value)
 
     def configs(self) -> list[tuple[int, int, int]]:
+        """Every (n, d, k) of the matrix that has a k-DPP (k <= rank = min(n, d))."""
         s = self.settings
-        return [(n, d, k) for d in s["dims"] for n in sorted(s["sizes"]) for k in s["ks"]]
+        return [
+            (n, d, k)
+            for d in s["dims"]
+            for n in sorted(s["sizes"])
+            for k in s["ks"]
+            if k <= min(n, d)
+        ]
+
+    def impossible(self) -> list[tuple[int, int]]:
+        """The (d, k) pairs of the matrix left out because k exceeds the rank d."""
+        s = self.settings
+        return [(d, k) for d in s["dims"] for k in s["ks"] if k > d]
 
     def with_kind(self, kind: str) -> list[dict[str, Any]]:
         keys = {r["key"] for r in self.results["records"] if r["kind"] == kind}
@@ -130,12 +142,18 @@ def _per_sample_section(index: _Index) -> list[str]:
         + [index.cell("sample", sp["key"], n, d, k, "per_sample") for sp in samplers]
         for n, d, k in index.configs()
     ]
+    left_out = ", ".join(f"d = {d} with k = {k}" for d, k in index.impossible())
     out = [
         "## Per-sample time",
         "",
-        "One k-DPP sample, after setup (lower is better). `n/a`: k exceeds the kernel's rank d, "
-        "so no k-DPP exists; `skipped (>budget)`: predicted from the next smaller n to exceed "
-        "the time budget.",
+        "One k-DPP sample, after setup (lower is better). `skipped (>budget)`: predicted from "
+        "the next smaller n to take longer than the time budget."
+        + (
+            f" Not in the tables: {left_out} (a rank-{index.impossible()[0][0]} kernel has no "
+            f"k-DPP with k > {index.impossible()[0][0]})."
+            if left_out
+            else ""
+        ),
         "",
         _table(["n", "d", "k"] + [sp["label"] for sp in samplers], rows, right_from=3),
         "",
@@ -234,6 +252,8 @@ def _balanced_section(results: dict[str, Any]) -> list[str]:
     modes: list[str] = []
     for problem in problems:
         modes += [m for m in problem["ipdpp"].get("modes", {}) if m not in modes]
+    if not modes:  # ipdpp did not run at all: one column with the reason
+        modes = ["(all modes)"]
     loops: list[str] = []
     for problem in problems:
         loops += [key for key in problem["loops"] if key not in loops]
@@ -257,6 +277,8 @@ def _balanced_section(results: dict[str, Any]) -> list[str]:
             entry = ipdpp_modes.get(mode)
             if entry is None:
                 row.append(problem["ipdpp"].get("status", "—"))
+                if "reason" in problem["ipdpp"] and mode == modes[0]:
+                    notes.append(f"{shape['name']}, ipdpp: {problem['ipdpp']['reason']}")
             elif entry["status"] == "ok":
                 row.append(format_time(entry["seconds"]) + (" (1 call)" if entry["cold"] else ""))
             else:
@@ -272,6 +294,8 @@ def _balanced_section(results: dict[str, Any]) -> list[str]:
             if loop.get("status") != "ok":
                 row.append(loop.get("status", "—"))
                 ratios.append("—")
+                if "reason" in loop:
+                    notes.append(f"{shape['name']}, {loop['label']}: {loop['reason']}")
                 continue
             star = "*" if loop["extrapolated"] else ""
             row.append(format_time(loop["seconds"]) + star)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import balanced as bal
-from .backends import Family, Sampler, make_families
+from .backends import Family, Sampler, cuda_unavailable_reason, make_families
 from .config import Settings
 from .machine import available_memory_bytes, describe_machine
 from .timing import extrapolate, measure
@@ -325,6 +325,8 @@ class _Run:
             }
             for loop, (label, _) in bal.LOOPS.items():
                 reason = bal.loop_available(loop)
+                if s.device == "cuda":
+                    reason = "CPU loops run with --device cpu or all"
                 if reason is not None:
                     row["loops"][loop] = {"label": label, "status": "unavailable", "reason": reason}
                     continue
@@ -360,6 +362,9 @@ class _Run:
         on_gpu = s.device == "cuda"
         args: tuple[Any, Any] = (labels, p)
         if on_gpu:
+            reason = cuda_unavailable_reason(needs_ipdpp=True)
+            if reason is not None:
+                return {"status": "unavailable", "reason": reason}
             import torch
 
             args = (torch.from_numpy(labels).cuda(), torch.from_numpy(p).cuda())

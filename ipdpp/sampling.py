@@ -33,11 +33,16 @@ def _check_kernel(kernel: Any) -> Kernel:
     return kernel
 
 
-def _spectral_method(kernel: Kernel, method: Any) -> str:
+def _spectral_method(kernel: Kernel, method: Any, *, fixed_size: bool) -> str:
     """The projection method of the spectral path for ``method`` (validated)."""
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
     if method == "structured":
+        if not fixed_size:
+            raise ValueError(
+                "method='structured' is a k-DPP sampler (sample_k_dpp with an IPDPPKernel); "
+                "sample_dpp supports 'auto', 'sequential', 'rejection' and 'spectral'"
+            )
         raise ValueError(
             "method='structured' needs an IPDPPKernel (it samples the diagonal-plus-rank-one "
             f"structure); got {type(kernel).__name__}"
@@ -127,7 +132,7 @@ def sample_k_dpp(
             kernel.p, kernel.alpha, k, num_samples, seed, sample_offset, threads_arg
         )
         return wrap(result, kernel._kind)
-    projection = _spectral_method(kernel, method)
+    projection = _spectral_method(kernel, method, fixed_size=True)
     spectrum = kernel._spectrum()
     if k > spectrum.rank:
         raise ValueError(f"k = {k} exceeds the kernel's rank {spectrum.rank}")
@@ -194,7 +199,7 @@ def sample_dpp(
     num_samples = check_int(num_samples, "num_samples", minimum=0)
     seed, sample_offset = check_seed(seed, sample_offset, num_samples)
     threads_arg = check_threads(threads)
-    projection = _spectral_method(kernel, method)
+    projection = _spectral_method(kernel, method, fixed_size=False)
     samples = _core.sample_dpp(
         kernel._spectrum(), num_samples, seed, sample_offset, projection, threads_arg
     )

@@ -119,6 +119,11 @@ Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, con
     }
     // all is column-major d x n (= X); L = X^T X, lower triangle, which is all dsyevd reads.
     lapack::dsyrk('L', 'T', n, d, 1.0, all.data(), d, 0.0, gram.data(), n);
+    for (std::int64_t j = 0; j < n; ++j)
+      for (std::int64_t i = j; i < n; ++i)
+        IPDPP_REQUIRE(std::isfinite(gram[i + j * n]),
+                      "features (times quality) are too large: diag(q) B B^T diag(q) overflows "
+                      "float64");
     return spectrum_of_symmetric(gram, n, rtol, nullptr, 0.0);
   }
 
@@ -130,6 +135,10 @@ Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, con
     const double* x = scaled_rows(features, row0, rows, d, quality, buffer);
     lapack::dsyrk('L', 'N', d, rows, 1.0, x, d, 1.0, dual.data(), d);
   }
+  for (std::int64_t j = 0; j < d; ++j)  // the lower triangle dsyrk wrote
+    for (std::int64_t i = j; i < d; ++i)
+      IPDPP_REQUIRE(std::isfinite(dual[i + j * d]),
+                    "features (times quality) are too large: B^T diag(q^2) B overflows float64");
   std::vector<double> w(checked_size(d, 1));
   lapack::dsyevd(d, dual.data(), w.data());  // dual now holds U (column-major)
   const std::int64_t first = first_kept(w, rtol);
