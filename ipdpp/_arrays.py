@@ -3,8 +3,9 @@
 Inputs are viewed, not copied: a torch CPU tensor becomes a numpy array over the same memory
 (``Tensor.numpy()``), and numpy arrays pass through unchanged. Whether an array must later be made
 contiguous or converted to another dtype is decided by the caller (see ``ipdpp._validation``).
-GPU arrays (torch CUDA tensors, CuPy arrays, anything with ``__cuda_array_interface__``) are
-recognised so that the error says what happened instead of failing inside numpy.
+GPU arrays (torch CUDA tensors, CuPy arrays, anything with ``__cuda_array_interface__``) go to
+``ipdpp._cuda_backend`` when the CUDA extension is built (:func:`use_cuda` decides); without it
+they are recognised here so that the error says what happened instead of failing inside numpy.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["ArrayKind", "as_numpy", "wrap", "is_cuda_array", "cuda_available"]
+__all__ = ["ArrayKind", "as_numpy", "wrap", "is_cuda_array", "cuda_available", "use_cuda"]
 
 #: Where an input came from; results are returned as the same kind.
 ArrayKind = Literal["numpy", "torch"]
@@ -38,6 +39,15 @@ def is_cuda_array(x: Any) -> bool:
     if tensor_type is not None and isinstance(x, tensor_type):
         return x.device.type == "cuda"
     return type(x).__module__.split(".", 1)[0] == "cupy" or hasattr(x, "__cuda_array_interface__")
+
+
+def use_cuda(*arrays: Any) -> bool:
+    """Whether a call with these arguments runs on the GPU (through ``ipdpp._cuda_backend``).
+
+    True when one of ``arrays`` is a CUDA array and ``ipdpp._cuda`` is built. Without the
+    extension the CPU path runs, and :func:`as_numpy` raises its error naming the argument.
+    """
+    return any(is_cuda_array(x) for x in arrays) and cuda_available()
 
 
 def _cuda_error(name: str) -> ValueError:

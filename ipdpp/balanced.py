@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
-from ._arrays import ArrayKind, as_numpy, wrap
+from . import _core, _cuda_backend
+from ._arrays import ArrayKind, as_numpy, is_cuda_array, use_cuda, wrap
 from ._validation import UINT64_LIMIT, check_int, check_threads, real_array
 from .kernels import EIGENVALUE_RTOL
 
@@ -89,6 +89,50 @@ def _features_array(features: Any, n: int, mode: str) -> np.ndarray | None:
     return array
 
 
+def _seed(seed: Any) -> int:
+    seed_int = check_int(seed, "seed", minimum=0)
+    if seed_int >= UINT64_LIMIT:
+        raise ValueError(f"seed must be < 2**64; got {seed_int}")
+    return seed_int
+
+
+def _balanced_subset_cuda(
+    labels: Any,
+    p: Any,
+    k_per_class: int | Any,
+    mode: str,
+    alpha: str | float,
+    seed: Any,
+    features: Any | None,
+    threads: int | None,
+) -> Any:
+    """:func:`balanced_subset` for CUDA inputs; the result goes to the input's GPU.
+
+    Mode "exact" without features (the paper's stage 2) samples every class in one launch on
+    p's GPU. The other modes, and inputs with only labels or features on a GPU, run the CPU code
+    on host copies: moving n labels and confidences costs little next to their per-class work.
+    """
+    if mode == "exact" and features is None and is_cuda_array(p):
+        check_threads(threads)
+        return _cuda_backend.balanced_subset(labels, p, k_per_class, alpha, _seed(seed))
+    like = next(x for x in (p, labels, features, k_per_class) if is_cuda_array(x))
+
+    def host(x: Any) -> Any:
+        return _cuda_backend.to_host(x) if is_cuda_array(x) else x
+
+    kept = balanced_subset(
+        host(labels),
+        host(p),
+        host(k_per_class),
+        mode,
+        alpha,
+        seed,
+        features=host(features),
+        threads=threads,
+    )
+    return _cuda_backend.to_device_like(kept, like)
+
+
 def balanced_subset(
     labels: Any,
     p: Any,
@@ -111,11 +155,13 @@ def balanced_subset(
 
     Parameters
     ----------
-    labels : int array (n,), numpy or torch CPU
+    labels : int array (n,), numpy, torch (CPU or CUDA) or CuPy
         Class of each item; nonnegative integers. The classes are ``0 .. max(labels)``; a class
         with no items simply contributes none.
-    p : float32 or float64 array (n,), numpy or torch CPU
-        Confidence of each item in ``[0, 1]``, finite.
+    p : float32 or float64 array (n,), numpy, torch (CPU or CUDA) or CuPy
+        Confidence of each item in ``[0, 1]``, finite. With ``p`` on a GPU, mode "exact"
+        (without features) samples every class in one launch there; other modes, and GPU
+        labels or features with ``p`` on the host, run on host copies.
     k_per_class : int or int array (max(labels) + 1,)
         Items to keep per class (>= 0). Classes with ``N_c <= k_c`` are kept whole.
     mode : {"exact", "paper", "random", "greedy"}, default "exact"
@@ -150,7 +196,7 @@ def balanced_subset(
     -------
     int64 array (sum_c min(k_c, N_c),)
         Indices of the kept items, ascending; a numpy array, or a torch tensor when ``labels``
-        is one.
+        is one. When an input is on a GPU, an array of its framework on that device.
 
     Raises
     ------
@@ -191,6 +237,8 @@ def balanced_subset(
     >>> np.bincount(labels[kept]).tolist()
     [5, 5, 3]
     """
+    if use_cuda(labels, p, features, k_per_class):
+        return _balanced_subset_cuda(labels, p, k_per_class, mode, alpha, seed, features, threads)
     labels_np, kind = _labels_array(labels)
     n = labels_np.shape[0]
     if n == 0:  # nothing to select; p must still match
@@ -203,9 +251,7 @@ def balanced_subset(
     if not isinstance(mode, str) or mode not in BALANCED_MODES:
         raise ValueError(f"mode must be one of {BALANCED_MODES}; got {mode!r}")
     alpha_power, alpha_value = _alpha_rule(alpha)
-    seed_int = check_int(seed, "seed", minimum=0)
-    if seed_int >= UINT64_LIMIT:
-        raise ValueError(f"seed must be < 2**64; got {seed_int}")
+    seed_int = _seed(seed)
     threads_int = check_threads(threads)
     features_np = _features_array(features, n, mode)
     kept = _core.balanced_subset(

@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
-from ._arrays import wrap
+from . import _core, _cuda_backend
 from ._validation import check_int
 from .kernels import DenseKernel, IPDPPKernel, LowRankKernel
 
@@ -31,6 +30,9 @@ def greedy_map(kernel: Any, k: int) -> Any:
       ``gamma = 1 / (1 + sum_{j in Y} alpha p_j^2 / d_j)``: O(n) per step, O(n k) in all, the
       same choices as the incremental Cholesky and no eigendecomposition.
 
+    Kernels on a GPU run the same CPU code on host copies (of ``L``, of the eigenvectors, or the
+    kernel's host ``p``); the result is copied back to the input's device.
+
     Parameters
     ----------
     kernel : LowRankKernel, DenseKernel or IPDPPKernel
@@ -41,11 +43,11 @@ def greedy_map(kernel: Any, k: int) -> Any:
     Returns
     -------
     int64 array (k,)
-        Item indices **in selection order** (not sorted); numpy, or a torch tensor when the
-        kernel was built from torch tensors. Ties go to the smallest index, so the result is
-        deterministic. Always k items: when the remaining gains vanish numerically before k
-        (only possible near the numerical rank), the rest are taken by largest remaining
-        residual without further updates.
+        Item indices **in selection order** (not sorted); numpy, or a torch tensor / CuPy array
+        on the input's device when the kernel was built from one. Ties go to the smallest
+        index, so the result is deterministic. Always k items: when the remaining gains vanish
+        numerically before k (only possible near the numerical rank), the rest are taken by
+        largest remaining residual without further updates.
 
     Raises
     ------
@@ -73,12 +75,15 @@ def greedy_map(kernel: Any, k: int) -> Any:
         rank = int(kernel.rank)
         if k > rank:
             raise ValueError(f"k = {k} exceeds the rank of the kernel ({rank})")
-        selected = _core.greedy_map_dense(kernel.L, k)
+        L = kernel.L
+        if kernel._device_like is not None:
+            L = np.ascontiguousarray(_cuda_backend.to_host(L), dtype=np.float64)
+        selected = _core.greedy_map_dense(L, k)
     elif isinstance(kernel, LowRankKernel):
         rank = int(kernel.rank)
         if k > rank:
             raise ValueError(f"k = {k} exceeds the rank of the kernel ({rank})")
-        eigenvalues, eigenvectors = kernel.eigh()
+        eigenvalues, eigenvectors = kernel._host_eigh()
         factor = np.ascontiguousarray(eigenvectors * np.sqrt(eigenvalues), dtype=np.float64)
         selected = _core.greedy_map_factor(factor, k)
     else:
@@ -86,4 +91,4 @@ def greedy_map(kernel: Any, k: int) -> Any:
             "kernel must be an ipdpp LowRankKernel, DenseKernel or IPDPPKernel; "
             f"got {type(kernel).__name__}"
         )
-    return wrap(selected, kernel._kind)
+    return kernel._wrap(selected)

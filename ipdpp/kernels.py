@@ -3,6 +3,10 @@
 Every kernel knows its ground set size ``n`` and computes its eigendecomposition once, in C++
 (LAPACK ``dsyevd``), truncated to the numerical rank: eigenvalues at or below
 ``EIGENVALUE_RTOL * max eigenvalue`` count as zero.
+
+Kernels built from CUDA arrays (torch CUDA tensors, CuPy arrays) keep their eigendecomposition on
+that GPU (cuBLAS / cuSOLVER through :mod:`ipdpp._cuda_backend`), and the samplers return results
+there. Without the CUDA extension such arrays raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
-from ._arrays import ArrayKind, as_numpy
+from . import _core, _cuda_backend
+from ._arrays import ArrayKind, as_numpy, use_cuda, wrap
 from ._validation import real_array
 
 __all__ = ["EIGENVALUE_RTOL", "Kernel", "LowRankKernel", "DenseKernel", "IPDPPKernel"]
@@ -45,19 +49,42 @@ class Kernel:
     n: int
     _kind: ArrayKind
 
-    def __init__(self, n: int, kind: ArrayKind) -> None:
+    def __init__(self, n: int, kind: ArrayKind, device_like: Any = None) -> None:
         self.n = n
         self._kind = kind
+        # The caller's CUDA array for kernels on a GPU (None on the CPU; ``kind`` is then unused):
+        # array results computed on the host are copied to its device and framework.
+        self._device_like = device_like
         self._spectrum_cache: Any = None
 
-    def _compute_spectrum(self) -> _core.Spectrum:
+    def _compute_spectrum(self) -> _core.Spectrum | _cuda_backend.CudaSpectrum:
         raise NotImplementedError
 
-    def _spectrum(self) -> _core.Spectrum:
-        """The cached C++ spectrum (eigenpairs plus the sampler's tables)."""
+    def _spectrum(self) -> _core.Spectrum | _cuda_backend.CudaSpectrum:
+        """The cached spectrum (eigenpairs plus the sampler's tables), on the CPU or a GPU."""
         if self._spectrum_cache is None:
             self._spectrum_cache = self._compute_spectrum()
         return self._spectrum_cache
+
+    def _host_eigh(self) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`eigh` as float64 numpy arrays (for a GPU kernel a host copy, made per call)."""
+        spectrum = self._spectrum()
+        if isinstance(spectrum, _cuda_backend.CudaSpectrum):
+            vectors = _cuda_backend.to_host(spectrum.eigenvectors())
+            return spectrum.eigenvalues, vectors.astype(np.float64, copy=False)
+        return spectrum.eigenvalues, spectrum.eigenvectors
+
+    def _on_input_device(self, result: np.ndarray) -> Any:
+        """A host result moved to the GPU (and framework) of a CUDA kernel's input."""
+        if self._device_like is None:
+            return result
+        return _cuda_backend.to_device_like(result, self._device_like)
+
+    def _wrap(self, result: np.ndarray) -> Any:
+        """A host result as the input's array type: numpy, torch CPU, or on the input's GPU."""
+        if self._device_like is None:
+            return wrap(result, self._kind)
+        return self._on_input_device(result)
 
     @property
     def rank(self) -> int:
@@ -75,6 +102,10 @@ class Kernel:
             Orthonormal eigenvectors as columns, row-major (read-only). ``L`` is
             ``eigenvectors @ diag(eigenvalues) @ eigenvectors.T`` up to the dropped eigenvalues.
 
+        For a kernel built from CUDA arrays both are arrays of the input's framework (torch or
+        CuPy) on its GPU: eigenvalues float64, eigenvectors in the input's dtype (float32 or
+        float64; a zero-copy view of the cached spectrum).
+
         Examples
         --------
         >>> import numpy as np, ipdpp
@@ -83,6 +114,8 @@ class Kernel:
         [(2,), (4, 2)]
         """
         spectrum = self._spectrum()
+        if isinstance(spectrum, _cuda_backend.CudaSpectrum):
+            return spectrum.eigh()
         return spectrum.eigenvalues, spectrum.eigenvectors
 
     def __repr__(self) -> str:
@@ -98,12 +131,19 @@ class LowRankKernel(Kernel):
     Parameters
     ----------
     features : array, float32 or float64, shape (n, d)
-        Item features ``B`` as a numpy array or a torch CPU tensor (``requires_grad`` is fine; the
-        tensor is detached). Read without copying when C-contiguous; a non-contiguous input is
-        copied once. Results of the samplers come back as the same array type.
+        Item features ``B`` as a numpy array, a torch tensor (CPU or CUDA; ``requires_grad`` is
+        fine, the tensor is detached) or a CuPy array. Read without copying when C-contiguous; a
+        non-contiguous input is copied once. Results of the samplers come back as the same array
+        type, on the same device.
     quality : array, shape (n,), optional
-        Non-negative per-item quality ``q`` (default: all ones). Converted to float64 (a copy of n
-        values when it is not already float64).
+        Non-negative per-item quality ``q`` (default: all ones), on the device of ``features``.
+        Converted to float64 (a copy of n values when it is not already float64).
+
+    Notes
+    -----
+    On the CPU the eigendecomposition runs on first use. For CUDA inputs it runs at construction
+    on their GPU (the checks of the inputs happen there too); ``features`` and ``quality`` are
+    then kept as given.
 
     Raises
     ------
@@ -122,11 +162,20 @@ class LowRankKernel(Kernel):
     """
 
     def __init__(self, features: Any, quality: Any = None) -> None:
+        self.features: Any  # numpy array, or the caller's CUDA array
+        self.quality: Any
+        if use_cuda(features, quality):
+            spectrum = _cuda_backend.lowrank_spectrum(features, quality, EIGENVALUE_RTOL)
+            super().__init__(spectrum.n, "numpy", device_like=features)
+            self._spectrum_cache = spectrum
+            self.features, self.quality = features, quality
+            self.d: int = int(features.shape[1])
+            return
         array, kind = real_array(features, "features", ndim=2, shape_doc="(n, d)")
         super().__init__(array.shape[0], kind)
-        self.features: np.ndarray = array
-        self.d: int = array.shape[1]
-        self.quality: np.ndarray | None = None
+        self.features = array
+        self.d = array.shape[1]
+        self.quality = None
         if quality is not None:
             q, _ = real_array(quality, "quality", ndim=1, shape_doc=f"({self.n},)")
             if q.shape[0] != self.n:
@@ -157,8 +206,10 @@ class DenseKernel(Kernel):
     Parameters
     ----------
     L : array, float32 or float64, shape (n, n)
-        numpy array or torch CPU tensor. float64 C-contiguous input is read without copying;
-        float32 is converted to float64 (a copy).
+        numpy array or torch CPU tensor: float64 C-contiguous input is read without copying,
+        float32 is converted to float64 (a copy). A torch CUDA tensor or CuPy array is
+        decomposed on its GPU (float64 arithmetic, eigenvectors kept in the input's dtype);
+        there one tolerance, ``EIGENVALUE_RTOL``, serves as symmetry, PSD and rank cut-off.
 
     Raises
     ------
@@ -175,6 +226,13 @@ class DenseKernel(Kernel):
     """
 
     def __init__(self, L: Any) -> None:
+        self.L: Any  # float64 numpy array, or the caller's CUDA array
+        if use_cuda(L):
+            spectrum = _cuda_backend.dense_spectrum(L, EIGENVALUE_RTOL)
+            super().__init__(spectrum.n, "numpy", device_like=L)
+            self._spectrum_cache = spectrum
+            self.L = L
+            return
         array, kind = real_array(L, "L", ndim=2, shape_doc="(n, n)", allow_float32=False)
         if array.shape[0] != array.shape[1]:
             raise ValueError(f"L must have shape (n, n); got {array.shape}")
@@ -186,7 +244,7 @@ class DenseKernel(Kernel):
             rounding = self.n * float(np.finfo(source_dtype).eps)
             self._symmetry_rtol = max(_SYMMETRY_RTOL, rounding)
             self._psd_rtol = max(EIGENVALUE_RTOL, rounding)
-        self.L: np.ndarray = array
+        self.L = array
         self._spectrum()  # check symmetry and PSD now, not at the first sample
 
     def _compute_spectrum(self) -> _core.Spectrum:
@@ -203,7 +261,8 @@ class IPDPPKernel(Kernel):
     Parameters
     ----------
     p : array, shape (N,)
-        Each item's model probability of its true label, in [0, 1]; numpy or torch CPU.
+        Each item's model probability of its true label, in [0, 1]; numpy, torch (CPU or CUDA)
+        or CuPy. For a CUDA array the checks run on a host copy and the samplers run on its GPU.
     alpha : {"paper", "code"} or float, default "paper"
         Coupling strength: "paper" is 1/N (the paper), "code" 1/N**2 (the authors' released code,
         which makes S close to the identity), or a positive float.
@@ -211,6 +270,7 @@ class IPDPPKernel(Kernel):
     Attributes
     ----------
     p : numpy.ndarray, float64, shape (N,)
+        A host copy for CUDA input.
     alpha : float
     diagonal : numpy.ndarray, float64, shape (N,)
         ``d_i = 1 - alpha p_i P`` (>= 0; values within rounding of zero are set to 0).
@@ -233,11 +293,13 @@ class IPDPPKernel(Kernel):
     """
 
     def __init__(self, p: Any, alpha: str | float = "paper") -> None:
-        array, kind = real_array(p, "p", ndim=1, shape_doc="(N,)")
+        device_like = p if use_cuda(p) else None
+        host = p if device_like is None else _cuda_backend.to_host(p)
+        array, kind = real_array(host, "p", ndim=1, shape_doc="(N,)")
         array = np.ascontiguousarray(array, dtype=np.float64)
         if array.min() < 0.0 or array.max() > 1.0:
             raise ValueError(f"p must lie in [0, 1]; got values in [{array.min()}, {array.max()}]")
-        super().__init__(array.shape[0], kind)
+        super().__init__(array.shape[0], kind, device_like=device_like)
         self.p: np.ndarray = array
         self.alpha: float = _resolve_alpha(alpha, self.n)
         total = float(array.sum())
@@ -263,7 +325,10 @@ class IPDPPKernel(Kernel):
         positive = self.diagonal > 0
         return int(positive.sum()) + int(bool(np.any(self.p[~positive] > 0)))
 
-    def _compute_spectrum(self) -> _core.Spectrum:
+    def _compute_spectrum(self) -> _core.Spectrum | _cuda_backend.CudaSpectrum:
+        if self._device_like is not None:
+            dense = _cuda_backend.to_device_like(self.dense(), self._device_like)
+            return _cuda_backend.dense_spectrum(dense, EIGENVALUE_RTOL)
         return _core.dense_spectrum(self.dense(), EIGENVALUE_RTOL)
 
     def __repr__(self) -> str:

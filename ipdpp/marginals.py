@@ -3,6 +3,9 @@
 Everything runs in log space where it matters: a k-DPP's normaliser ``e_k(lambda)`` overflows a
 double for eigenvalues near 1e12 long before k reaches 100, so elementary symmetric polynomials
 are computed as logarithms (``numpy.logaddexp`` recurrences, no cancellation).
+
+For kernels on a GPU the same host code runs on a float64 host copy of the eigendecomposition
+(made per call; these are O(n rank) reductions next to the O(n d^2) setup).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _cuda_backend
+from ._arrays import use_cuda
 from ._validation import check_int, index_array
 from .kernels import Kernel
 
@@ -48,7 +53,7 @@ def log_elementary_symmetric(values: np.ndarray, k: int) -> float:
     return float(_log_esp_rows(log_x, k)[-1, k])
 
 
-def _log_det(kernel: Kernel, items: np.ndarray) -> float:
+def _log_det(eigenvalues: np.ndarray, eigenvectors: np.ndarray, items: np.ndarray) -> float:
     """log det(L_Y) of the rank-truncated kernel ``V diag(lambda) V^T`` that the samplers use.
 
     With ``M = V_Y diag(sqrt(lambda))`` (|Y| x rank), det(L_Y) = det(M M^T) = prod sigma_i(M)^2;
@@ -56,7 +61,6 @@ def _log_det(kernel: Kernel, items: np.ndarray) -> float:
     """
     if items.size == 0:
         return 0.0
-    eigenvalues, eigenvectors = kernel.eigh()
     if items.size > eigenvalues.size:
         return -np.inf
     factor = eigenvectors[items] * np.sqrt(eigenvalues)
@@ -76,7 +80,7 @@ def log_prob(kernel: Kernel, Y: Any, k: int | None = None) -> float:
     ----------
     kernel : LowRankKernel, DenseKernel or IPDPPKernel
     Y : array-like of int, shape (m,)
-        Distinct item indices in [0, n), any order (numpy, torch CPU, list).
+        Distinct item indices in [0, n), any order (numpy, torch, CuPy, list).
     k : int, optional
         For the k-DPP; must equal ``len(Y)`` and be at most the kernel's rank.
 
@@ -101,14 +105,17 @@ def log_prob(kernel: Kernel, Y: Any, k: int | None = None) -> float:
     0.125
     """
     kernel = _check_kernel(kernel)
+    if use_cuda(Y):  # e.g. a row of GPU samples
+        Y = _cuda_backend.to_host(Y)
     items = index_array(Y, "Y", kernel.n)
-    eigenvalues = kernel.eigh()[0]
+    eigenvalues, eigenvectors = kernel._host_eigh()
     if k is None:
-        return _log_det(kernel, items) - float(np.log1p(eigenvalues).sum())
+        return _log_det(eigenvalues, eigenvectors, items) - float(np.log1p(eigenvalues).sum())
     k = _check_k(kernel, k)
     if items.size != k:
         raise ValueError(f"Y must have k = {k} items for the k-DPP; got {items.size}")
-    return _log_det(kernel, items) - float(_log_esp_rows(np.log(eigenvalues), k)[-1, k])
+    log_normaliser = _log_esp_rows(np.log(eigenvalues), k)[-1, k]
+    return _log_det(eigenvalues, eigenvectors, items) - float(log_normaliser)
 
 
 def _eigenvector_probabilities(eigenvalues: np.ndarray, k: int) -> np.ndarray:
@@ -144,7 +151,8 @@ def inclusion_probabilities(kernel: Kernel, k: int | None = None) -> np.ndarray:
     Returns
     -------
     numpy.ndarray, float64, shape (n,)
-        A numpy array whatever the kernel's input type.
+        A numpy array for kernels on the CPU (whatever their input type); for a kernel on a GPU
+        a float64 array of its input's framework on that device.
 
     Raises
     ------
@@ -163,12 +171,13 @@ def inclusion_probabilities(kernel: Kernel, k: int | None = None) -> np.ndarray:
     array([0.25, 0.75])
     """
     kernel = _check_kernel(kernel)
-    eigenvalues, eigenvectors = kernel.eigh()
+    if k is not None:
+        k = _check_k(kernel, k)
+        if k == 0:
+            return kernel._on_input_device(np.zeros(kernel.n))
+    eigenvalues, eigenvectors = kernel._host_eigh()
     if k is None:
         weights = eigenvalues / (1.0 + eigenvalues)
     else:
-        k = _check_k(kernel, k)
-        if k == 0:
-            return np.zeros(kernel.n)
         weights = _eigenvector_probabilities(eigenvalues, k)
-    return np.einsum("ij,ij,j->i", eigenvectors, eigenvectors, weights)
+    return kernel._on_input_device(np.einsum("ij,ij,j->i", eigenvectors, eigenvectors, weights))

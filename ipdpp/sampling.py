@@ -5,6 +5,9 @@ phases: the eigenvector selection (Bernoulli ``lambda / (1 + lambda)`` for a DPP
 symmetric polynomial backward pass for a k-DPP), then the projection phase, either the sequential
 O(n k^2) pass or the rejection sampler of Barthelmé, Tremblay & Amblard (AISTATS 2023), whose
 per-sample cost does not grow with n. ``IPDPPKernel`` defaults to the structured O(N k) sampler.
+
+Kernels built from CUDA arrays sample on their GPU through :mod:`ipdpp._cuda_backend` (fused
+sequential kernel, rejection kernel, structured IP-DPP kernel); the samples stay on that device.
 """
 
 from __future__ import annotations
@@ -13,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
-from ._arrays import wrap
+from . import _core, _cuda_backend
 from ._validation import check_int, check_seed, check_threads
 from .kernels import IPDPPKernel, Kernel
 
@@ -84,17 +86,19 @@ def sample_k_dpp(
         the batch it was drawn in. For an ``IPDPPKernel`` "auto" means "structured".
         ``"structured"`` (IPDPPKernel only): the O(N k) diagonal-plus-rank-one sampler, no
         eigendecomposition. ``"spectral"``: the eigendecomposition path with the "auto" choice
-        between sequential and rejection.
+        between sequential and rejection. On a GPU, "auto" follows
+        ``ipdpp._cuda_backend.choose_method`` instead.
     sample_offset : int, default 0
         Sample ``i`` uses the random stream ``(seed, sample_offset + i)``.
     threads : int, optional
-        Worker threads (default: all hardware threads). Results do not depend on it.
+        CPU worker threads (default: all hardware threads; unused for kernels on a GPU). Results
+        do not depend on it.
 
     Returns
     -------
     samples : int64 array, shape (num_samples, k)
-        Item indices, each row sorted ascending; a numpy array, or a torch CPU tensor when the
-        kernel was built from torch tensors.
+        Item indices, each row sorted ascending; a numpy array, or a torch tensor / CuPy array on
+        the kernel input's device when the kernel was built from one.
 
     Raises
     ------
@@ -109,7 +113,10 @@ def sample_k_dpp(
     -----
     Reproducible: ``sample_k_dpp(K, k, 5, seed=s)[3]`` equals
     ``sample_k_dpp(K, k, 1, seed=s, sample_offset=3)[0]`` whatever the thread count. Different
-    methods give different (equally exact) samples for the same seed.
+    methods give different (equally exact) samples for the same seed, and so do the CPU and the
+    GPU, except for the structured IP-DPP sampler, which walks the same way on both. On a GPU
+    ``method="auto"`` also looks at ``num_samples`` (one sample: sequential kernel; a batch:
+    rejection kernel), so name the method there when batches must equal single draws.
 
     Examples
     --------
@@ -128,18 +135,26 @@ def sample_k_dpp(
         rank = kernel.structural_rank()
         if k > rank:
             raise ValueError(f"k = {k} exceeds the kernel's rank {rank}")
+        if kernel._device_like is not None:
+            return _cuda_backend.ipdpp_sample_k(
+                kernel._device_like, kernel.alpha, k, num_samples, seed, sample_offset=sample_offset
+            )
         result = _core.ipdpp_sample_k(
             kernel.p, kernel.alpha, k, num_samples, seed, sample_offset, threads_arg
         )
-        return wrap(result, kernel._kind)
+        return kernel._wrap(result)
     projection = _spectral_method(kernel, method, fixed_size=True)
     spectrum = kernel._spectrum()
     if k > spectrum.rank:
         raise ValueError(f"k = {k} exceeds the kernel's rank {spectrum.rank}")
+    if isinstance(spectrum, _cuda_backend.CudaSpectrum):
+        return _cuda_backend.sample_k_dpp(
+            spectrum, k, num_samples, seed, sample_offset=sample_offset, method=projection
+        )
     result = _core.sample_k_dpp(
         spectrum, k, num_samples, seed, sample_offset, projection, threads_arg
     )
-    return wrap(result, kernel._kind)
+    return kernel._wrap(result)
 
 
 def sample_dpp(
@@ -162,17 +177,19 @@ def sample_dpp(
     seed : int, default 0
         Unsigned 64-bit seed of the Philox generator.
     method : {"auto", "sequential", "rejection", "spectral"}, default "auto"
-        Projection phase, as in :func:`sample_k_dpp`; "auto" decides per sample from its size.
+        Projection phase, as in :func:`sample_k_dpp`; "auto" decides per sample from its size
+        (on a GPU, per call from the expected size).
     sample_offset : int, default 0
         Sample ``i`` uses the random stream ``(seed, sample_offset + i)``.
     threads : int, optional
-        Worker threads (default: all hardware threads). Results do not depend on it.
+        CPU worker threads (default: all hardware threads; unused for kernels on a GPU). Results
+        do not depend on it.
 
     Returns
     -------
     samples : list of int64 arrays
-        One sorted index array per sample (random sizes); numpy arrays, or torch CPU tensors when
-        the kernel was built from torch tensors.
+        One sorted index array per sample (random sizes); numpy arrays, or torch tensors / CuPy
+        arrays on the kernel input's device when the kernel was built from them.
 
     Raises
     ------
@@ -200,7 +217,10 @@ def sample_dpp(
     seed, sample_offset = check_seed(seed, sample_offset, num_samples)
     threads_arg = check_threads(threads)
     projection = _spectral_method(kernel, method, fixed_size=False)
-    samples = _core.sample_dpp(
-        kernel._spectrum(), num_samples, seed, sample_offset, projection, threads_arg
-    )
-    return [wrap(np.asarray(s), kernel._kind) for s in samples]
+    spectrum = kernel._spectrum()
+    if isinstance(spectrum, _cuda_backend.CudaSpectrum):
+        return _cuda_backend.sample_dpp(
+            spectrum, num_samples, seed, sample_offset=sample_offset, method=projection
+        )
+    samples = _core.sample_dpp(spectrum, num_samples, seed, sample_offset, projection, threads_arg)
+    return [kernel._wrap(np.asarray(s)) for s in samples]

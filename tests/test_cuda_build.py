@@ -169,3 +169,123 @@ def test_to_host_passes_host_arrays() -> None:
     x = np.arange(3.0)
     assert gpu.to_host(x) is x
     np.testing.assert_array_equal(gpu.to_host([1, 2]), np.array([1, 2]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Dispatch of the public API to the backend, with the backend's entry points replaced by fakes:
+# proves that CUDA inputs reach ipdpp._cuda_backend (and host-side work comes back to the
+# device) on machines without a GPU. tests/test_gpu.py runs the real thing.
+# ----------------------------------------------------------------------------------------------
+
+
+class DeviceStandIn:
+    """A "device array" holding ``host``: recognised as CUDA by ``__cuda_array_interface__``."""
+
+    def __init__(self, host: np.ndarray) -> None:
+        self.host = np.asarray(host)
+        self.shape = self.host.shape
+        self.__cuda_array_interface__ = {
+            "shape": self.shape,
+            "typestr": self.host.dtype.str,
+            "data": (0xDEAD0000, False),
+            "strides": None,
+            "version": 3,
+        }
+
+
+def fake_spectrum(n: int, eigenvalues: np.ndarray, eigenvectors: np.ndarray) -> gpu.CudaSpectrum:
+    handle = types.SimpleNamespace(
+        n=n, rank=eigenvalues.size, device=0, dtype="float64", eigenvalues=eigenvalues
+    )
+    spectrum = gpu.CudaSpectrum(handle, "torch")
+    spectrum.eigenvectors = lambda: DeviceStandIn(eigenvectors)  # type: ignore[method-assign]
+    return spectrum
+
+
+@pytest.fixture
+def backend(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple, dict]]:
+    """Pretend ipdpp._cuda is built; record every call that reaches a backend entry point."""
+    import ipdpp._arrays
+
+    calls: list[tuple[str, tuple, dict]] = []
+    rng = np.random.default_rng(0)
+    V = np.linalg.qr(rng.standard_normal((6, 3)))[0]
+    spectrum = fake_spectrum(6, np.array([0.5, 1.0, 2.0]), V)
+
+    def entry(name: str, result: object):
+        def call(*args: object, **kwargs: object) -> object:
+            calls.append((name, args, kwargs))
+            return result
+
+        return call
+
+    monkeypatch.setattr(ipdpp._arrays, "cuda_available", lambda: True)
+    for name in ("lowrank_spectrum", "dense_spectrum"):
+        monkeypatch.setattr(gpu, name, entry(name, spectrum))
+    for name in ("sample_k_dpp", "sample_dpp", "ipdpp_sample_k", "balanced_subset"):
+        monkeypatch.setattr(gpu, name, entry(name, f"{name} result"))
+    monkeypatch.setattr(gpu, "to_host", lambda x: x.host)
+    monkeypatch.setattr(gpu, "to_device_like", lambda x, like: DeviceStandIn(x))
+    return calls
+
+
+def test_lowrank_kernel_dispatches_to_backend(backend: list) -> None:
+    import ipdpp
+
+    features = DeviceStandIn(np.ones((6, 4), dtype=np.float32))
+    K = ipdpp.LowRankKernel(features)
+    assert backend == [("lowrank_spectrum", (features, None, ipdpp.EIGENVALUE_RTOL), {})]
+    assert (K.n, K.d, K.rank) == (6, 4, 3)
+    assert ipdpp.sample_k_dpp(K, 2, 5, seed=7, sample_offset=3) == "sample_k_dpp result"
+    name, args, kwargs = backend[-1]
+    assert (name, args[1:]) == ("sample_k_dpp", (2, 5, 7))
+    assert kwargs == {"sample_offset": 3, "method": "auto"}
+    ipdpp.sample_dpp(K, 4, seed=1, method="spectral", threads=2)
+    assert backend[-1][0] == "sample_dpp" and backend[-1][2]["method"] == "auto"
+    with pytest.raises(ValueError, match="exceeds the kernel's rank 3"):
+        ipdpp.sample_k_dpp(K, 4)
+    # Host-side utilities compute on host copies and return on the input's device.
+    pi = ipdpp.inclusion_probabilities(K, k=2)
+    assert isinstance(pi, DeviceStandIn) and pi.host.sum() == pytest.approx(2.0)
+    assert isinstance(ipdpp.greedy_map(K, 2), DeviceStandIn)
+    assert np.isfinite(ipdpp.log_prob(K, DeviceStandIn(np.array([1, 4])), k=2))
+
+
+def test_dense_and_ipdpp_kernels_dispatch_to_backend(backend: list) -> None:
+    import ipdpp
+
+    L = DeviceStandIn(np.eye(6))
+    K = ipdpp.DenseKernel(L)
+    assert backend[-1] == ("dense_spectrum", (L, ipdpp.EIGENVALUE_RTOL), {})
+    selected = ipdpp.greedy_map(K, 2)  # on a host copy of L; ties go to the smallest index
+    assert isinstance(selected, DeviceStandIn) and selected.host.tolist() == [0, 1]
+
+    p = DeviceStandIn(np.array([0.9, 0.5, 0.2, 0.7]))
+    S = ipdpp.IPDPPKernel(p)
+    np.testing.assert_array_equal(S.p, p.host)  # validated on the host copy
+    assert ipdpp.sample_k_dpp(S, 2, 3, seed=5, sample_offset=1) == "ipdpp_sample_k result"
+    assert backend[-1] == ("ipdpp_sample_k", (p, 0.25, 2, 3, 5), {"sample_offset": 1})
+    ipdpp.sample_k_dpp(S, 2, method="spectral")  # dense S built on the host, decomposed on GPU
+    (_, (dense, _), _), (name, _, kwargs) = backend[-2:]
+    np.testing.assert_array_equal(dense.host, S.dense())
+    assert name == "sample_k_dpp" and kwargs["method"] == "auto"
+    with pytest.raises(ValueError, match=r"p must lie in \[0, 1\]"):
+        ipdpp.IPDPPKernel(DeviceStandIn(np.array([0.5, 1.5])))
+
+
+def test_balanced_subset_dispatches_to_backend(backend: list) -> None:
+    import ipdpp
+
+    labels = np.repeat([0, 1, 2], [8, 5, 2])
+    p = np.linspace(0.1, 0.9, labels.size)
+    device_labels, device_p = DeviceStandIn(labels), DeviceStandIn(p)
+    result = ipdpp.balanced_subset(device_labels, device_p, 3, seed=4)
+    assert result == "balanced_subset result"
+    assert backend[-1] == ("balanced_subset", (device_labels, device_p, 3, "paper", 4), {})
+    # Other modes run on host copies and come back to the device.
+    kept = ipdpp.balanced_subset(device_labels, device_p, 3, mode="random", seed=4)
+    assert isinstance(kept, DeviceStandIn)
+    expected = ipdpp.balanced_subset(labels, p, 3, mode="random", seed=4)
+    np.testing.assert_array_equal(kept.host, expected)
+    with pytest.raises(ValueError, match=r"seed must be < 2\*\*64"):
+        ipdpp.balanced_subset(device_labels, device_p, 3, seed=2**64)

@@ -133,3 +133,14 @@ def test_schedule_and_seeds():
     assert lr_at(1.0, 10, 0, 10, warmup=2, total=10) == pytest.approx(0.0)
     assert derive_seed(1, "a") == derive_seed(1, "a") != derive_seed(1, "b")
     assert 0 <= derive_seed(2**40, "x") < 2**63
+
+
+def test_progress_falls_back_to_lines_without_tqdm(monkeypatch, capsys):
+    from training.engine import _Progress
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # makes `import tqdm.auto` fail
+    progress = _Progress("stage1 (BNS)", 0, 2, enabled=True)
+    assert progress.bar is None
+    progress.update(1, {"loss": 0.5, "lr": 0.001, "seconds": 1.0})
+    progress.close()
+    assert "stage1 (BNS) epoch 1/2 loss=0.5 lr=0.001" in capsys.readouterr().err

@@ -182,3 +182,13 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
               "--out", str(tmp_path), "--no-progress"])  # fmt: skip
     assert exc.value.code == 2
     assert "dataset-fashion-mnist" in capsys.readouterr().err
+
+
+def test_classifier_only_finetune_keeps_the_encoder(tiny_npz, tmp_path):
+    table = tiny_table(tiny_npz, tmp_path, methods=["exact"])
+    table["stage2"]["finetune"] = "classifier"
+    result = run_experiment(config_from_dict(table))
+    stage1 = torch.load(tmp_path / "tiny" / "stage1" / "checkpoint.pt", weights_only=False)
+    trained = result.models["exact"].encoder.inner.state_dict()  # frozen, BatchNorm included
+    for key, value in stage1["modules"]["encoder"].items():
+        assert torch.equal(trained[key], value), key

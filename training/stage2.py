@@ -106,6 +106,9 @@ class _FrozenEncoder(nn.Module):
         super().__init__()
         self.inner = encoder
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
     def train(self, mode: bool = True) -> _FrozenEncoder:
         super().train(mode)
         self.inner.eval()
@@ -156,8 +159,8 @@ def train_stage2(
     directory : pathlib.Path
         Checkpoint and logs; for every re-sampling round the log records the subset size, the
         mean p of the whole set, and, over the classes larger than k (the only ones sampled),
-        the mean p of all items (``mean_p_sampled_classes``) and of the chosen ones
-        (``mean_p_chosen``): IP-DPP should choose below the class mean, random at it.
+        the class-averaged mean p of all items (``mean_p_sampled_classes``) and of the chosen
+        ones (``mean_p_chosen``): IP-DPP should choose below the class mean, random at it.
     resume : bool
     callback : callable, optional
 
@@ -192,15 +195,20 @@ def train_stage2(
         # Only classes with more than k items are sub-sampled (the rest are kept whole), so the
         # sampler's preference shows in those classes: mean p of the chosen items against the
         # mean p of all their items (IP-DPP favours low p, random undersampling matches them).
-        counts = np.bincount(labels, minlength=data.num_classes)
-        sampled = counts[labels] > k
+        # Both are averaged per class first, so that the largest class does not dominate one
+        # side only.
         chosen = np.zeros(len(labels), dtype=bool)
         chosen[subset] = True
+        sampled = [c for c, n in enumerate(np.bincount(labels)) if n > k]
         stats = {
             "subset": int(len(subset)),
             "mean_p_all": float(p_host.mean()),
-            "mean_p_sampled_classes": _mean(p_host[sampled]),
-            "mean_p_chosen": _mean(p_host[sampled & chosen]),
+            "mean_p_sampled_classes": _mean(
+                np.array([p_host[labels == c].mean() for c in sampled])
+            ),
+            "mean_p_chosen": _mean(
+                np.array([p_host[(labels == c) & chosen].mean() for c in sampled])
+            ),
         }
         return subset, stats
 
