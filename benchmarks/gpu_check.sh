@@ -7,9 +7,12 @@
 # 1. builds and installs ipdpp with IPDPP_CUDA=ON (pip, no build isolation, no dependencies),
 # 2. runs tests/test_gpu.py (and the CPU-side tests/test_cuda_build.py),
 # 3. runs benchmarks/gpu_bench.py,
-# and writes OUTDIR/summary.json (+ build.log, tests.log, junit.xml, bench.log, bench.json).
-# Each phase has its own time limit so the whole run stays within 8 minutes; a failed phase is
-# recorded and the next ones still run when they can, and summary.json is always written.
+# 4. runs the device-parametrised library tests on CUDA inputs (tests/test_sampling.py and
+#    tests/test_marginals.py, their "cuda" cases: the CPU chi-square and marginal tests on GPU),
+# and writes OUTDIR/summary.json (+ build.log, tests.log, junit.xml, bench.log, bench.json,
+# device_tests.log, device_junit.xml). Each phase has its own time limit so the whole run stays
+# within about 8 minutes; a failed phase is recorded and the next ones still run when they can,
+# and summary.json is always written.
 set -uo pipefail
 
 out=${1:?usage: bash benchmarks/gpu_check.sh OUTDIR}
@@ -19,10 +22,12 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 python=${PYTHON:-python3}
 
-# Time limits (seconds): build 240, tests 120, benchmark 150 -> at most 510 s plus bookkeeping.
-build_limit=${IPDPP_CHECK_BUILD_S:-240}
-test_limit=${IPDPP_CHECK_TEST_S:-120}
-bench_limit=${IPDPP_CHECK_BENCH_S:-150}
+# Time limits (seconds): build 200, tests 110, benchmark 120, device tests 80 -> at most 510 s
+# plus bookkeeping.
+build_limit=${IPDPP_CHECK_BUILD_S:-200}
+test_limit=${IPDPP_CHECK_TEST_S:-110}
+bench_limit=${IPDPP_CHECK_BENCH_S:-120}
+device_test_limit=${IPDPP_CHECK_DEVICE_TEST_S:-80}
 
 {
   echo "date: $(date -u +%FT%TZ)"
@@ -73,10 +78,24 @@ if [ "$cuda_import_rc" -eq 0 ]; then
   bench_s=$(( $(date +%s) - bench_start ))
 fi
 
+# 4. The library's device-parametrised tests, their CUDA cases only (ids contain "cuda").
+device_tests_rc=-1
+device_tests_s=0
+if [ "$cuda_import_rc" -eq 0 ]; then
+  device_tests_start=$(date +%s)
+  repo=$(pwd)
+  (cd /tmp && timeout "$device_test_limit" "$python" -P -m pytest -p no:cacheprovider -q \
+    --rootdir "$repo" -c "$repo/pyproject.toml" --junitxml "$out/device_junit.xml" -k cuda \
+    "$repo/tests/test_sampling.py" "$repo/tests/test_marginals.py") > "$out/device_tests.log" 2>&1
+  device_tests_rc=$?
+  device_tests_s=$(( $(date +%s) - device_tests_start ))
+fi
+
 # Summary (plain python3 + stdlib only, so it works whatever failed above).
 total_s=$(( $(date +%s) - start ))
 OUT="$out" BUILD_RC=$build_rc BUILD_S=$build_s CUDA_IMPORT_RC=$cuda_import_rc TESTS_RC=$tests_rc \
-TESTS_S=$tests_s BENCH_RC=$bench_rc BENCH_S=$bench_s TOTAL_S=$total_s "$python" - <<'EOF'
+TESTS_S=$tests_s BENCH_RC=$bench_rc BENCH_S=$bench_s DEVICE_TESTS_RC=$device_tests_rc \
+DEVICE_TESTS_S=$device_tests_s TOTAL_S=$total_s "$python" - <<'EOF'
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -85,7 +104,7 @@ from pathlib import Path
 out = Path(os.environ["OUT"])
 env = {k: int(os.environ[k]) for k in
        ("BUILD_RC", "BUILD_S", "CUDA_IMPORT_RC", "TESTS_RC", "TESTS_S", "BENCH_RC", "BENCH_S",
-        "TOTAL_S")}
+        "DEVICE_TESTS_RC", "DEVICE_TESTS_S", "TOTAL_S")}
 
 
 def tail(name, lines=40):
@@ -93,9 +112,12 @@ def tail(name, lines=40):
     return path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
 
 
-tests = {"rc": env["TESTS_RC"], "seconds": env["TESTS_S"]}
-junit = out / "junit.xml"
-if junit.exists():
+def test_report(rc, seconds, junit_name, log_name):
+    tests = {"rc": rc, "seconds": seconds}
+    junit = out / junit_name
+    if not junit.exists():
+        tests["log_tail"] = tail(log_name)
+        return tests
     try:
         root = ET.parse(junit).getroot()
         suites = [root] if root.tag == "testsuite" else list(root)
@@ -114,8 +136,13 @@ if junit.exists():
         tests["failed_tests"] = failed
     except ET.ParseError as error:
         tests["junit_error"] = str(error)
-else:
-    tests["log_tail"] = tail("tests.log")
+    return tests
+
+
+tests = test_report(env["TESTS_RC"], env["TESTS_S"], "junit.xml", "tests.log")
+device_tests = test_report(
+    env["DEVICE_TESTS_RC"], env["DEVICE_TESTS_S"], "device_junit.xml", "device_tests.log"
+)
 
 bench = {"rc": env["BENCH_RC"], "seconds": env["BENCH_S"]}
 bench_json = out / "bench.json"
@@ -138,12 +165,14 @@ summary = {
     },
     "tests": tests,
     "bench": bench,
+    "device_tests": device_tests,
     "total_seconds": env["TOTAL_S"],
     "ok": env["BUILD_RC"] == 0 and env["CUDA_IMPORT_RC"] == 0 and env["TESTS_RC"] == 0
-          and env["BENCH_RC"] == 0,
+          and env["BENCH_RC"] == 0 and env["DEVICE_TESTS_RC"] == 0,
 }
 (out / "summary.json").write_text(json.dumps(summary, indent=2))
 print(json.dumps({k: summary[k] for k in ("ok", "total_seconds")}))
-print("build rc", env["BUILD_RC"], "| tests", {k: tests.get(k) for k in
-      ("passed", "failures", "errors", "skipped")}, "| bench rc", env["BENCH_RC"])
+counts = ("passed", "failures", "errors", "skipped")
+print("build rc", env["BUILD_RC"], "| tests", {k: tests.get(k) for k in counts},
+      "| bench rc", env["BENCH_RC"], "| device tests", {k: device_tests.get(k) for k in counts})
 EOF

@@ -27,6 +27,7 @@ import importlib
 import importlib.util
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,13 +56,15 @@ __all__ = [
 
 Framework = Literal["torch", "cupy"]
 
-#: ``method="auto"`` uses the fused sequential kernel for a single sample whose gathered
-#: eigenvectors (n x k values) take at most this many bytes, and the rejection kernel otherwise.
-#: Below it V_J stays in the GPU's L2 cache (50-60 MB on H100/H200), so one sample's k passes
-#: cost a few microseconds each and the whole device works on it; above it every step streams
-#: V_J from memory, while the rejection sampler's cost does not depend on n at all. Batches
-#: always use the rejection kernel: it runs one sample per thread block, so hundreds of samples
-#: proceed at once. (Calibrate with ``benchmarks/gpu_bench.py``.)
+#: ``method="auto"`` uses the fused sequential kernel when a sample's gathered eigenvectors
+#: (n x k values of the spectrum's dtype) take at most this many bytes, and the rejection kernel
+#: otherwise. Below it V_J stays in the GPU's L2 cache (50-60 MB on H100/H200), so each of the k
+#: passes costs a few microseconds and the whole device works on the sample; above it every step
+#: streams V_J from memory, while the rejection sampler's cost does not depend on n at all (and a
+#: batch runs one sample per thread block). The rule looks at (n, k, dtype) only, never at the
+#: batch size, so that ``sample_k_dpp(K, k, 5, seed=s)[3]`` equals the single draw with
+#: ``sample_offset=3``: the two kernels draw different (equally exact) samples from one seed.
+#: (Calibrate with ``benchmarks/gpu_bench.py``.)
 SEQUENTIAL_MAX_BYTES = 32 * 2**20
 
 
@@ -100,6 +103,9 @@ class DeviceArray:
     dtype : numpy.dtype
     device : int
         CUDA device ordinal.
+    source_eps : float
+        Machine epsilon of the caller's dtype before any conversion (float16 input converted to
+        float32 still carries float16 rounding); tolerances of checks on the values use it.
     """
 
     array: Any
@@ -108,6 +114,7 @@ class DeviceArray:
     shape: tuple[int, ...]
     dtype: np.dtype
     device: int
+    source_eps: float = float(np.finfo(np.float64).eps)
 
     @property
     def dtype_name(self) -> str:
@@ -138,9 +145,9 @@ def _as_framework_array(x: Any, name: str) -> tuple[Any, Framework]:
         return x, "cupy"
     if hasattr(x, "__cuda_array_interface__"):
         if importlib.util.find_spec("torch") is not None:
-            import torch
+            import torch as torch_module
 
-            return torch.as_tensor(x), "torch"  # the device comes from the pointer
+            return torch_module.as_tensor(x), "torch"  # the device comes from the pointer
         if importlib.util.find_spec("cupy") is not None:
             import cupy
 
@@ -190,6 +197,7 @@ def device_array(x: Any, name: str, *, ndim: int, shape_doc: str) -> DeviceArray
             )
         if not array.dtype.is_floating_point:
             raise TypeError(f"{name} must be a float32 or float64 array; got dtype {array.dtype}")
+        source_eps = float(torch.finfo(array.dtype).eps)
         if array.dtype not in (torch.float32, torch.float64):
             array = array.float()
         array = array.contiguous()
@@ -201,12 +209,19 @@ def device_array(x: Any, name: str, *, ndim: int, shape_doc: str) -> DeviceArray
             raise ValueError(f"{name} must be finite; it contains NaN or Inf")
         dtype = np.dtype("float32" if array.dtype == torch.float32 else "float64")
         return DeviceArray(
-            array, "torch", array.data_ptr(), tuple(array.shape), dtype, array.device.index
+            array,
+            "torch",
+            array.data_ptr(),
+            tuple(array.shape),
+            dtype,
+            array.device.index,
+            source_eps,
         )
     import cupy
 
     if array.dtype.kind != "f":
         raise TypeError(f"{name} must be a float32 or float64 array; got dtype {array.dtype}")
+    source_eps = float(np.finfo(array.dtype).eps)
     with cupy.cuda.Device(array.device.id):
         if array.dtype not in (np.float32, np.float64):
             array = array.astype(np.float32)
@@ -218,7 +233,13 @@ def device_array(x: Any, name: str, *, ndim: int, shape_doc: str) -> DeviceArray
         if not bool(cupy.isfinite(array).all()):
             raise ValueError(f"{name} must be finite; it contains NaN or Inf")
     return DeviceArray(
-        array, "cupy", int(array.data.ptr), tuple(array.shape), array.dtype, array.device.id
+        array,
+        "cupy",
+        int(array.data.ptr),
+        tuple(array.shape),
+        np.dtype(array.dtype),
+        array.device.id,
+        source_eps,
     )
 
 
@@ -242,14 +263,26 @@ def _float64_on(x: DeviceArray) -> DeviceArray:
 
         converted = x.array.to(torch.float64)
         return DeviceArray(
-            converted, "torch", converted.data_ptr(), x.shape, np.dtype("float64"), x.device
+            converted,
+            "torch",
+            converted.data_ptr(),
+            x.shape,
+            np.dtype("float64"),
+            x.device,
+            x.source_eps,
         )
     import cupy
 
     with cupy.cuda.Device(x.device):
         converted = x.array.astype(np.float64)
     return DeviceArray(
-        converted, "cupy", int(converted.data.ptr), x.shape, np.dtype("float64"), x.device
+        converted,
+        "cupy",
+        int(converted.data.ptr),
+        x.shape,
+        np.dtype("float64"),
+        x.device,
+        x.source_eps,
     )
 
 
@@ -268,17 +301,37 @@ def _data_ptr(array: Any, framework: Framework) -> int:
     return int(array.data_ptr()) if framework == "torch" else int(array.data.ptr)
 
 
-def to_host(x: Any) -> np.ndarray:
-    """A host (numpy) copy of a CUDA array (torch, cupy or interface object); numpy passes."""
+def to_host(x: Any, name: str = "array") -> np.ndarray:
+    """A host (numpy) copy of a CUDA array (torch, cupy or interface object); numpy passes.
+
+    torch float16/bfloat16 become float32, as on the CPU path (:func:`ipdpp._arrays.as_numpy`).
+
+    Raises
+    ------
+    TypeError
+        A torch dtype with no numpy equivalent (e.g. a quantized or unsigned 16-bit tensor),
+        naming ``name``.
+    """
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "detach"):  # torch
-        return x.detach().cpu().numpy()
+        import torch
+
+        tensor = x.detach().resolve_conj().resolve_neg()
+        if tensor.dtype in (torch.float16, torch.bfloat16):
+            tensor = tensor.float()
+        try:
+            return tensor.cpu().numpy()
+        except TypeError as error:
+            raise TypeError(
+                f"{name} has dtype {tensor.dtype}, which numpy cannot represent; convert it "
+                "(e.g. to float32 or int64) first"
+            ) from error
     if type(x).__module__.split(".", 1)[0] == "cupy":
         return x.get()
     if hasattr(x, "__cuda_array_interface__"):
-        array, framework = _as_framework_array(x, "array")
-        return to_host(array)
+        array, _ = _as_framework_array(x, name)
+        return to_host(array, name)
     return np.asarray(x)
 
 
@@ -413,20 +466,45 @@ def lowrank_spectrum(features: Any, quality: Any, rtol: float) -> CudaSpectrum:
     return CudaSpectrum(handle, B.framework)
 
 
-def dense_spectrum(L: Any, rtol: float) -> CudaSpectrum:
+def dense_spectrum(
+    L: Any,
+    rtol: float,
+    tolerances: Callable[[int, float], tuple[float, float]] | None = None,
+) -> CudaSpectrum:
     """Spectrum of a dense symmetric PSD kernel ``L`` (n, n) on its GPU.
 
-    Symmetry and positive semi-definiteness are checked like on the CPU: asymmetric input or an
-    eigenvalue below ``-rtol * max|eigenvalue|`` raises ``ValueError``.
+    Parameters
+    ----------
+    L : CUDA array, float32/float64 (other floating dtypes become float32), shape (n, n)
+    rtol : float
+        Rank cut-off: eigenvalues ``<= rtol * max`` are dropped (``ipdpp.EIGENVALUE_RTOL``).
+    tolerances : callable ``(n, eps) -> (symmetry_rtol, psd_rtol)``, optional
+        The check tolerances for an n x n input whose dtype has machine epsilon ``eps``
+        (:class:`ipdpp.DenseKernel` passes the rule it uses on the CPU, so both devices accept
+        the same inputs). Default: ``(1e-10, rtol)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`device_array`; not square; ``|L_ij - L_ji| > symmetry_rtol * max|L|``; smallest
+        eigenvalue below ``-psd_rtol * max|eigenvalue|`` (the same rules as the CPU's
+        ``_core.dense_spectrum``).
     """
     A = device_array(L, "L", ndim=2, shape_doc="(n, n)")
     n = A.shape[0]
     if A.shape != (n, n):
         raise ValueError(f"L must have shape (n, n); got {A.shape}")
+    symmetry_rtol, psd_rtol = (1e-10, rtol) if tolerances is None else tolerances(n, A.source_eps)
     scale = float(abs(A.array).max())
-    if float(abs(A.array - A.array.T).max()) > rtol * max(scale, 1.0):
-        raise ValueError("L must be symmetric")
-    handle = _extension().dense_spectrum(A.ptr, A.dtype_name, n, float(rtol), A.device, A.stream())
+    gap = float(abs(A.array - A.array.T).max())
+    if gap > symmetry_rtol * scale:
+        raise ValueError(
+            f"L must be symmetric; max |L_ij - L_ji| = {gap:g} exceeds {symmetry_rtol:g} * "
+            f"max |L| = {symmetry_rtol * scale:g}"
+        )
+    handle = _extension().dense_spectrum(
+        A.ptr, A.dtype_name, n, float(rtol), float(psd_rtol), A.device, A.stream()
+    )
     return CudaSpectrum(handle, A.framework)
 
 
@@ -444,17 +522,19 @@ def dual_gram_eigenvalues(features: Any, quality: Any = None) -> np.ndarray:
     )
 
 
-def choose_method(spectrum: CudaSpectrum, size: float, num_samples: int, method: str) -> str:
+def choose_method(spectrum: CudaSpectrum, size: float, method: str) -> str:
     """The projection kernel for ``method`` ("auto", "sequential" or "rejection").
 
-    ``size`` is k (or the expected DPP size). "auto": see :data:`SEQUENTIAL_MAX_BYTES`.
+    ``size`` is k (or the expected DPP size, a property of the spectrum). "auto": see
+    :data:`SEQUENTIAL_MAX_BYTES`; the choice depends on (n, size, dtype) only, so a sample never
+    depends on the batch it was drawn in.
     """
     if method in ("sequential", "rejection"):
         return method
     if method != "auto":
         raise ValueError(f"method must be 'auto', 'sequential' or 'rejection'; got {method!r}")
     itemsize = 4 if spectrum.dtype == "float32" else 8
-    if num_samples == 1 and spectrum.n * max(size, 1.0) * itemsize <= SEQUENTIAL_MAX_BYTES:
+    if spectrum.n * max(size, 1.0) * itemsize <= SEQUENTIAL_MAX_BYTES:
         return "sequential"
     return "rejection"
 
@@ -499,14 +579,15 @@ def sample_k_dpp(
 
     Notes
     -----
-    The same (seed, sample) on the same device gives the same sample for either method's own
-    stream; the two methods (and the CPU) draw different, equally exact samples.
+    The same (seed, sample) on the same device gives the same sample whatever the batch: "auto"
+    depends on (n, k, dtype) only. The two methods (and the CPU) draw different, equally exact
+    samples.
     """
     _check_sampling_args(k, num_samples, seed, sample_offset, spectrum.rank)
     out = _empty(spectrum.framework, (num_samples, k), "int64", spectrum.device)
     if num_samples == 0 or k == 0:
         return out
-    chosen = choose_method(spectrum, float(k), num_samples, method)
+    chosen = choose_method(spectrum, float(k), method)
     _extension().sample(
         spectrum._handle,
         k,
@@ -538,7 +619,7 @@ def sample_dpp(
         return [out[s] for s in range(num_samples)]
     lam = spectrum.eigenvalues
     expected_size = float(np.sum(lam / (1.0 + lam)))
-    chosen = choose_method(spectrum, math.ceil(expected_size), num_samples, method)
+    chosen = choose_method(spectrum, math.ceil(expected_size), method)
     _extension().sample(
         spectrum._handle,
         -1,
@@ -639,6 +720,13 @@ def balanced_subset(
     """
     if not available():
         raise _missing_extension("labels" if is_cuda_array(labels) else "p")
+    p_array, p_framework = _as_framework_array(p, "p")
+    if tuple(p_array.shape) == (0,):  # nothing to select, as on the CPU; labels must match
+        labels_shape = tuple(getattr(labels, "shape", np.shape(labels)))
+        if labels_shape != (0,):
+            raise ValueError(f"p must have the shape of labels, {labels_shape}; got (0,)")
+        device = p_array.device.index if p_framework == "torch" else p_array.device.id
+        return _empty(p_framework, (0,), "int64", device)
     q = _confidences(p, None)
     n, framework = q.shape[0], q.framework
     if hasattr(labels, "detach") and not is_cuda_array(labels):  # a torch CPU tensor
@@ -676,33 +764,19 @@ def balanced_subset(
             sizes = cupy.bincount(labels64, minlength=num_classes).get()
     if low < 0:
         raise ValueError(f"labels must be >= 0; got {low}")
-    if isinstance(k_per_class, (int, np.integer)) and not isinstance(k_per_class, bool):
-        if k_per_class < 0:
-            raise ValueError(f"k_per_class must be >= 0; got {k_per_class}")
-        k = np.full(num_classes, int(k_per_class), dtype=np.int64)
-    else:
-        k = np.ascontiguousarray(to_host(k_per_class), dtype=np.int64)
-        if k.shape != (num_classes,):
-            raise ValueError(
-                f"k_per_class must be an int or have shape (max(labels) + 1,) = "
-                f"({num_classes},); got {k.shape}"
-            )
-        if k.size and int(k.min()) < 0:
-            raise ValueError(f"k_per_class must be >= 0; got {int(k.min())}")
+    # The CPU path's validation, so that both devices accept and reject the same arguments
+    # (imported here: ipdpp.balanced imports this module).
+    from .balanced import _alpha_rule, _k_array
+
+    if is_cuda_array(k_per_class):
+        k_per_class = to_host(k_per_class, "k_per_class")
+    k = _k_array(k_per_class, num_classes)
+    alpha_power, alpha_value = _alpha_rule(alpha)
     sizes = sizes.astype(np.int64)
-    if alpha == "paper":
-        alphas = 1.0 / np.maximum(sizes, 1).astype(np.float64)
-    elif alpha == "code":
-        alphas = 1.0 / np.maximum(sizes, 1).astype(np.float64) ** 2
-    elif (
-        isinstance(alpha, (int, float))
-        and not isinstance(alpha, bool)
-        and math.isfinite(alpha)
-        and alpha > 0
-    ):
-        alphas = np.full(num_classes, float(alpha))
+    if alpha_power > 0:
+        alphas = np.maximum(sizes, 1).astype(np.float64) ** -alpha_power
     else:
-        raise ValueError(f"alpha must be 'paper', 'code' or a finite float > 0; got {alpha!r}")
+        alphas = np.full(num_classes, alpha_value)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     total = int(np.minimum(k, sizes).sum())
     grouped_p = q.array[order]  # p in class order (a gather; n values)

@@ -117,17 +117,17 @@ def _balanced_subset_cuda(
         return _cuda_backend.balanced_subset(labels, p, k_per_class, alpha, _seed(seed))
     like = next(x for x in (p, labels, features, k_per_class) if is_cuda_array(x))
 
-    def host(x: Any) -> Any:
-        return _cuda_backend.to_host(x) if is_cuda_array(x) else x
+    def host(x: Any, name: str) -> Any:
+        return _cuda_backend.to_host(x, name) if is_cuda_array(x) else x
 
     kept = balanced_subset(
-        host(labels),
-        host(p),
-        host(k_per_class),
+        host(labels, "labels"),
+        host(p, "p"),
+        host(k_per_class, "k_per_class"),
         mode,
         alpha,
         seed,
-        features=host(features),
+        features=host(features, "features"),
         threads=threads,
     )
     return _cuda_backend.to_device_like(kept, like)

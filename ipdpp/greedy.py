@@ -77,7 +77,7 @@ def greedy_map(kernel: Any, k: int) -> Any:
             raise ValueError(f"k = {k} exceeds the rank of the kernel ({rank})")
         L = kernel.L
         if kernel._device_like is not None:
-            L = np.ascontiguousarray(_cuda_backend.to_host(L), dtype=np.float64)
+            L = np.ascontiguousarray(_cuda_backend.to_host(L, "L"), dtype=np.float64)
         selected = _core.greedy_map_dense(L, k)
     elif isinstance(kernel, LowRankKernel):
         rank = int(kernel.rank)

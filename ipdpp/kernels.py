@@ -208,8 +208,8 @@ class DenseKernel(Kernel):
     L : array, float32 or float64, shape (n, n)
         numpy array or torch CPU tensor: float64 C-contiguous input is read without copying,
         float32 is converted to float64 (a copy). A torch CUDA tensor or CuPy array is
-        decomposed on its GPU (float64 arithmetic, eigenvectors kept in the input's dtype);
-        there one tolerance, ``EIGENVALUE_RTOL``, serves as symmetry, PSD and rank cut-off.
+        decomposed on its GPU (float64 arithmetic, eigenvectors kept in the input's dtype) with
+        the same symmetry, PSD and rank tolerances as on the CPU.
 
     Raises
     ------
@@ -228,7 +228,7 @@ class DenseKernel(Kernel):
     def __init__(self, L: Any) -> None:
         self.L: Any  # float64 numpy array, or the caller's CUDA array
         if use_cuda(L):
-            spectrum = _cuda_backend.dense_spectrum(L, EIGENVALUE_RTOL)
+            spectrum = _cuda_backend.dense_spectrum(L, EIGENVALUE_RTOL, _dense_tolerances)
             super().__init__(spectrum.n, "numpy", device_like=L)
             self._spectrum_cache = spectrum
             self.L = L
@@ -238,17 +238,26 @@ class DenseKernel(Kernel):
             raise ValueError(f"L must have shape (n, n); got {array.shape}")
         super().__init__(array.shape[0], kind)
         source_dtype = as_numpy(L, "L")[0].dtype
-        self._symmetry_rtol = _SYMMETRY_RTOL
-        self._psd_rtol = EIGENVALUE_RTOL
-        if np.finfo(source_dtype).eps > np.finfo(np.float64).eps:
-            rounding = self.n * float(np.finfo(source_dtype).eps)
-            self._symmetry_rtol = max(_SYMMETRY_RTOL, rounding)
-            self._psd_rtol = max(EIGENVALUE_RTOL, rounding)
+        self._symmetry_rtol, self._psd_rtol = _dense_tolerances(
+            self.n, float(np.finfo(source_dtype).eps)
+        )
         self.L = array
         self._spectrum()  # check symmetry and PSD now, not at the first sample
 
     def _compute_spectrum(self) -> _core.Spectrum:
         return _core.dense_spectrum(self.L, EIGENVALUE_RTOL, self._symmetry_rtol, self._psd_rtol)
+
+
+def _dense_tolerances(n: int, eps: float) -> tuple[float, float]:
+    """(symmetry_rtol, psd_rtol) of an n x n DenseKernel input whose dtype has epsilon ``eps``.
+
+    float64: ``(1e-10, EIGENVALUE_RTOL)``; coarser dtypes: at least ``n * eps`` each (rounding the
+    entries moves eigenvalues by up to ``n * eps * max|L|``). Shared by the CPU and GPU paths.
+    """
+    if eps <= float(np.finfo(np.float64).eps):
+        return _SYMMETRY_RTOL, EIGENVALUE_RTOL
+    rounding = n * eps
+    return max(_SYMMETRY_RTOL, rounding), max(EIGENVALUE_RTOL, rounding)
 
 
 class IPDPPKernel(Kernel):
@@ -294,7 +303,7 @@ class IPDPPKernel(Kernel):
 
     def __init__(self, p: Any, alpha: str | float = "paper") -> None:
         device_like = p if use_cuda(p) else None
-        host = p if device_like is None else _cuda_backend.to_host(p)
+        host = p if device_like is None else _cuda_backend.to_host(p, "p")
         array, kind = real_array(host, "p", ndim=1, shape_doc="(N,)")
         array = np.ascontiguousarray(array, dtype=np.float64)
         if array.min() < 0.0 or array.max() > 1.0:

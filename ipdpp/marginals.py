@@ -106,7 +106,7 @@ def log_prob(kernel: Kernel, Y: Any, k: int | None = None) -> float:
     """
     kernel = _check_kernel(kernel)
     if use_cuda(Y):  # e.g. a row of GPU samples
-        Y = _cuda_backend.to_host(Y)
+        Y = _cuda_backend.to_host(Y, "Y")
     items = index_array(Y, "Y", kernel.n)
     eigenvalues, eigenvectors = kernel._host_eigh()
     if k is None:

@@ -114,9 +114,8 @@ def sample_k_dpp(
     Reproducible: ``sample_k_dpp(K, k, 5, seed=s)[3]`` equals
     ``sample_k_dpp(K, k, 1, seed=s, sample_offset=3)[0]`` whatever the thread count. Different
     methods give different (equally exact) samples for the same seed, and so do the CPU and the
-    GPU, except for the structured IP-DPP sampler, which walks the same way on both. On a GPU
-    ``method="auto"`` also looks at ``num_samples`` (one sample: sequential kernel; a batch:
-    rejection kernel), so name the method there when batches must equal single draws.
+    GPU, except for the structured IP-DPP sampler, which walks the same way on both. On a GPU,
+    too, ``method="auto"`` depends only on the kernel and ``k``, never on ``num_samples``.
 
     Examples
     --------

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -88,22 +89,29 @@ def _spectrum(n: int, dtype: str = "float32") -> types.SimpleNamespace:
 
 
 @pytest.mark.parametrize(
-    "n, size, num_samples, method, expected",
+    "n, size, method, expected",
     [
-        (100_000, 50, 1, "auto", "sequential"),  # 20 MB of V_J: one sample, whole device
-        (100_000, 50, 2, "auto", "rejection"),  # batches: a block per sample
-        (1_000_000, 50, 1, "auto", "rejection"),  # 200 MB of V_J: n-independent sampler
-        (1_000_000, 50, 1, "sequential", "sequential"),
-        (100, 5, 10, "rejection", "rejection"),
+        (100_000, 50, "auto", "sequential"),  # 20 MB of V_J (float32): stays in L2
+        (100_000, 100, "auto", "rejection"),  # 40 MB: every step would stream V_J from HBM
+        (100_000, 50, "rejection", "rejection"),
+        (1_000_000, 50, "auto", "rejection"),  # 200 MB of V_J: n-independent sampler
+        (1_000_000, 50, "sequential", "sequential"),
     ],
 )
-def test_choose_method(n: int, size: int, num_samples: int, method: str, expected: str) -> None:
-    assert gpu.choose_method(_spectrum(n), size, num_samples, method) == expected
+def test_choose_method(n: int, size: int, method: str, expected: str) -> None:
+    assert gpu.choose_method(_spectrum(n), size, method) == expected
+
+
+def test_choose_method_depends_on_n_k_and_dtype() -> None:
+    # A sample must not depend on the batch it was drawn in (sampling.py's contract), so "auto"
+    # sees no num_samples; float64 halves the size that stays sequential.
+    assert gpu.choose_method(_spectrum(60_000, "float32"), 100, "auto") == "sequential"
+    assert gpu.choose_method(_spectrum(60_000, "float64"), 100, "auto") == "rejection"
 
 
 def test_choose_method_rejects_unknown() -> None:
     with pytest.raises(ValueError, match="method must be"):
-        gpu.choose_method(_spectrum(10), 2, 1, "structured")
+        gpu.choose_method(_spectrum(10), 2, "structured")
 
 
 def _cmake_list(name: str) -> set[str]:
@@ -224,7 +232,7 @@ def backend(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple, dict]]:
         monkeypatch.setattr(gpu, name, entry(name, spectrum))
     for name in ("sample_k_dpp", "sample_dpp", "ipdpp_sample_k", "balanced_subset"):
         monkeypatch.setattr(gpu, name, entry(name, f"{name} result"))
-    monkeypatch.setattr(gpu, "to_host", lambda x: x.host)
+    monkeypatch.setattr(gpu, "to_host", lambda x, name="array": x.host)
     monkeypatch.setattr(gpu, "to_device_like", lambda x, like: DeviceStandIn(x))
     return calls
 
@@ -256,7 +264,16 @@ def test_dense_and_ipdpp_kernels_dispatch_to_backend(backend: list) -> None:
 
     L = DeviceStandIn(np.eye(6))
     K = ipdpp.DenseKernel(L)
-    assert backend[-1] == ("dense_spectrum", (L, ipdpp.EIGENVALUE_RTOL), {})
+    # The GPU checks symmetry / PSD with the CPU path's tolerance rule.
+    assert backend[-1] == (
+        "dense_spectrum",
+        (L, ipdpp.EIGENVALUE_RTOL, ipdpp.kernels._dense_tolerances),
+        {},
+    )
+    assert (
+        ipdpp.kernels._dense_tolerances(10, float(np.finfo(np.float32).eps))
+        == (pytest.approx(10 * float(np.finfo(np.float32).eps)),) * 2
+    )
     selected = ipdpp.greedy_map(K, 2)  # on a host copy of L; ties go to the smallest index
     assert isinstance(selected, DeviceStandIn) and selected.host.tolist() == [0, 1]
 
@@ -289,3 +306,18 @@ def test_balanced_subset_dispatches_to_backend(backend: list) -> None:
     np.testing.assert_array_equal(kept.host, expected)
     with pytest.raises(ValueError, match=r"seed must be < 2\*\*64"):
         ipdpp.balanced_subset(device_labels, device_p, 3, seed=2**64)
+
+
+def test_to_host_converts_half_precision_and_names_unsupported_dtypes() -> None:
+    # Like the CPU path (ipdpp._arrays.as_numpy): float16/bfloat16 become float32; a dtype numpy
+    # cannot hold is a TypeError naming the argument. (torch CPU tensors take the same branch as
+    # CUDA ones here.)
+    torch = pytest.importorskip("torch")
+    host = gpu.to_host(torch.tensor([0.5, 2.0], dtype=torch.bfloat16), "p")
+    assert host.dtype == np.float32
+    np.testing.assert_array_equal(host, [0.5, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "ComplexHalf support is experimental"
+        complex_half = torch.zeros(2, dtype=torch.complex32)
+    with pytest.raises(TypeError, match="p has dtype torch.complex32"):
+        gpu.to_host(complex_half, "p")

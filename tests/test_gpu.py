@@ -98,6 +98,26 @@ def test_dense_spectrum_matches_numpy() -> None:
     np.testing.assert_allclose((V * lam) @ V.T, L, atol=1e-9 * np.abs(L).max())
 
 
+def test_dense_kernel_accepts_what_the_cpu_accepts() -> None:
+    # A rank-deficient float32 L: rounding its entries leaves eigenvalues ~ -n eps32 max|L|,
+    # which both devices must accept with the same (float32) tolerances and the same rank.
+    rng = np.random.default_rng(SEED)
+    A = rng.standard_normal((80, 5))
+    L = (A @ A.T).astype(np.float32)
+    L = (L + L.T) / 2
+    cpu = ipdpp.DenseKernel(L)
+    dev = ipdpp.DenseKernel(on_device(L, "torch"))
+    assert dev.rank == cpu.rank
+    # Both decompose the same float64 values; the float32 rounding noise among the eigenvalues
+    # only agrees to the solvers' absolute accuracy.
+    np.testing.assert_allclose(to_host(dev.eigh()[0]), cpu.eigh()[0], atol=1e-12 * np.abs(L).max())
+    asymmetric = L.copy()
+    asymmetric[0, 1] += 1e-2 * np.abs(L).max()
+    for make in (lambda x: x, lambda x: on_device(x, "torch")):
+        with pytest.raises(ValueError, match="symmetric"):
+            ipdpp.DenseKernel(make(asymmetric))
+
+
 def test_dual_gram_eigenvalues() -> None:
     B, q, L = lowrank_case(500, 16, np.float32, quality=True)
     w = gpu.dual_gram_eigenvalues(on_device(B, "torch"), on_device(q, "torch"))
@@ -188,7 +208,7 @@ def test_k_equals_rank_and_duplicate_rows() -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [*METHODS, "auto"])
 def test_batch_equals_single_calls(method: str) -> None:
     B, q, _ = lowrank_case(3_000, 20, np.float32, quality=True)
     spectrum = spectrum_of(B, q)
@@ -248,6 +268,15 @@ def test_balanced_subset_equals_cpu_and_single_calls(framework: str) -> None:
             )
         )[0]
         np.testing.assert_array_equal(members[single], result[labels[result] == c])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_balanced_subset_empty_input_like_cpu(framework: str) -> None:
+    labels, p = np.empty(0, dtype=np.int64), np.empty(0)
+    expected = ipdpp.balanced_subset(labels, p, 3)
+    result = ipdpp.balanced_subset(on_device(labels, framework), on_device(p, framework), 3)
+    assert expected.shape == (0,) and to_host(result).shape == (0,)
+    assert to_host(result).dtype == np.int64
 
 
 def test_balanced_subset_rank_error_names_class() -> None:
@@ -362,6 +391,10 @@ def test_out_of_memory_is_memory_error() -> None:
         ext.dual_gram_eigenvalues(
             features.data_ptr(), "float32", 1, 2**18, 0, torch.cuda.current_device(), stream
         )
+    # The failed allocation must not linger as the thread's "last error" and fail the next
+    # kernel launch check.
+    B, _, _ = lowrank_case(50, 4, np.float32)
+    assert_valid_samples(to_host(gpu.sample_k_dpp(spectrum_of(B, None), 2, 3, seed=SEED)), 50, 2)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -9,7 +9,6 @@ balanced. Labels are renumbered to the chosen class order, so label 0 is always 
 from __future__ import annotations
 
 import gzip
-import io
 import pickle
 import struct
 from collections.abc import Sequence
@@ -204,7 +203,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def _unpickle(path: Path) -> dict:
     with open(path, "rb") as fh:
-        table = _ArrayUnpickler(io.BufferedReader(fh), encoding="bytes").load()
+        table = _ArrayUnpickler(fh, encoding="bytes").load()
     if not isinstance(table, dict):
         raise ValueError(f"{path} does not hold a CIFAR batch (a dict)")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in table.items()}

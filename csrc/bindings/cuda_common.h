@@ -38,11 +38,15 @@ inline cudaStream_t as_stream(std::uintptr_t handle) {
 // is current when the Python object dies.
 inline std::shared_ptr<cuda::DeviceSpectrum> own(std::unique_ptr<cuda::DeviceSpectrum> spectrum) {
   return std::shared_ptr<cuda::DeviceSpectrum>(spectrum.release(), [](cuda::DeviceSpectrum* p) {
+    // Failures here (no usable driver, e.g. during interpreter exit) only leak; they must not
+    // leave a stale "last error" for the next launch check (cuda_check.h).
     int previous = 0;
-    const bool switch_device = cudaGetDevice(&previous) == cudaSuccess && previous != p->device;
-    if (switch_device) cudaSetDevice(p->device);
+    const bool known = cudaGetDevice(&previous) == cudaSuccess;
+    if (!known) cuda::clear_last_error();
+    const bool switch_device = known && previous != p->device;
+    if (switch_device && cudaSetDevice(p->device) != cudaSuccess) cuda::clear_last_error();
     delete p;
-    if (switch_device) cudaSetDevice(previous);
+    if (switch_device && cudaSetDevice(previous) != cudaSuccess) cuda::clear_last_error();
   });
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/ipdpp_walk.h"
 #include "common/parallel.h"
 
 namespace ipdpp {
@@ -15,36 +16,12 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-// exp(-40) ~ 4e-18 is below half an ulp of 1, so a term that far below the largest one cannot
-// change a double sum; skipping its exp() saves time without changing any result.
-constexpr double kNegligibleLogRatio = -40.0;
-
-// log(exp(x) + exp(y)) for x, y in [-inf, inf).
-inline double log_add(double x, double y) {
-  if (x < y) std::swap(x, y);
-  const double diff = y - x;  // NaN only when both are -inf
-  if (!(diff > kNegligibleLogRatio)) return x;
-  return x + std::log1p(std::exp(diff));
-}
+// The arithmetic shared with the GPU sampler (csrc/cuda/ipdpp_sampler.cu).
+using ipdpp_walk::choose_branch;
+using ipdpp_walk::log_add;
 
 // log(exp(x) + exp(y) + exp(z)).
 inline double log_add3(double x, double y, double z) { return log_add(log_add(x, y), z); }
-
-// Index of the branch chosen by u in [0, 1) among weights w[0..count) (not all zero); never
-// returns a branch of weight zero, even when rounding puts u * sum at the very end.
-inline int choose_branch(double u, const double* w, int count) {
-  double total = 0.0;
-  for (int b = 0; b < count; ++b) total += w[b];
-  double target = u * total, running = 0.0;
-  int last_positive = 0;
-  for (int b = 0; b < count; ++b) {
-    if (w[b] <= 0.0) continue;
-    last_positive = b;
-    running += w[b];
-    if (target < running) return b;
-  }
-  return last_positive;
-}
 
 }  // namespace
 
@@ -58,21 +35,14 @@ DiagonalPlusRankOne ipdpp_diagonal_rank_one(const double* p, std::int64_t n, dou
   DiagonalPlusRankOne s;
   s.d.resize(checked_size(n, 1));
   s.a.resize(checked_size(n, 1));
-  // alpha p_i P is computed to a few ulps; a d_i below zero by less than that is rounding of an
-  // exact zero (p_i = 1 and P = N with alpha = 1/N), anything more means S is not PSD.
-  constexpr double kRoundingUlps = 64.0;
   for (std::int64_t i = 0; i < n; ++i) {
-    const double off = alpha * p[i] * total;
-    double d = 1.0 - off;
-    if (d < 0.0) {
-      if (-d > kRoundingUlps * std::numeric_limits<double>::epsilon() * off) {
-        std::ostringstream message;
-        message << "alpha = " << alpha << " is too large: the IP-DPP kernel needs alpha * p_i * "
-                << "sum(p) <= 1 for every i (S = diag(1 - alpha p_i sum(p)) + alpha p p^T must "
-                << "be PSD); here it reaches " << off;
-        throw std::invalid_argument(message.str());
-      }
-      d = 0.0;
+    double d = 0.0;
+    if (!ipdpp_walk::diagonal_entry(p[i], alpha, total, &d)) {
+      std::ostringstream message;
+      message << "alpha = " << alpha << " is too large: the IP-DPP kernel needs alpha * p_i * "
+              << "sum(p) <= 1 for every i (S = diag(1 - alpha p_i sum(p)) + alpha p p^T must "
+              << "be PSD); here it reaches " << alpha * p[i] * total;
+      throw std::invalid_argument(message.str());
     }
     s.d[i] = d;
     s.a[i] = alpha * p[i] * p[i];

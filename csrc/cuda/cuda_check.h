@@ -22,8 +22,15 @@ struct CudaOutOfMemory : CudaError {
   using CudaError::CudaError;
 };
 
+// A failed runtime call also records its status as the thread's "last error", which the next
+// CUDA_CHECK_LAUNCH (cudaGetLastError) would then report against an innocent kernel launch, e.g.
+// every launch after a caught out-of-memory error. Clear it once the failure is being reported
+// (sticky errors, which poison the context, stay visible to every later call anyway).
+inline void clear_last_error() noexcept { static_cast<void>(cudaGetLastError()); }
+
 [[noreturn]] inline void throw_cuda_error(cudaError_t status, const char* call, const char* file,
                                           int line) {
+  clear_last_error();
   const std::string where = std::string(" (") + file + ":" + std::to_string(line) + ")";
   if (status == cudaErrorMemoryAllocation)
     throw CudaOutOfMemory(std::string("CUDA out of memory in ") + call + where);
@@ -36,7 +43,9 @@ struct CudaOutOfMemory : CudaError {
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device);
-  ~DeviceGuard() { cudaSetDevice(previous_); }  // restoring cannot fail meaningfully here
+  ~DeviceGuard() {  // restoring cannot fail meaningfully here; do not leave a stale last error
+    if (cudaSetDevice(previous_) != cudaSuccess) clear_last_error();
+  }
   DeviceGuard(const DeviceGuard&) = delete;
   DeviceGuard& operator=(const DeviceGuard&) = delete;
 

@@ -45,11 +45,16 @@ class DeviceBuffer {
   std::size_t size() const { return count_; }
   cudaStream_t stream() const { return stream_; }
 
+  // Frees on `stream` from now on. Buffers that outlive the call that made them (those a
+  // DeviceSpectrum owns) move to the legacy default stream once their contents are complete:
+  // the caller's stream may be destroyed before the buffer is.
+  void free_on(cudaStream_t stream) { stream_ = stream; }
+
  private:
   void release() noexcept {
     // A destructor cannot throw; a failed free only leaks and the next checked call reports
     // the sticky error, if any.
-    if (data_ != nullptr) cudaFreeAsync(data_, stream_);
+    if (data_ != nullptr && cudaFreeAsync(data_, stream_) != cudaSuccess) clear_last_error();
     data_ = nullptr;
     count_ = 0;
   }

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/ipdpp_walk.h"
 #include "common/philox.h"
 #include "cuda/block_reduce.cuh"
 #include "cuda/cuda_check.h"
@@ -21,35 +22,9 @@ constexpr int kTableThreads = 64;
 constexpr int kStatusAlphaTooLarge = 1;
 constexpr int kStatusRankBelowK = 2;
 
-// Same constants and arithmetic as csrc/cpu/ipdpp_sampler.cpp (see the reasons there).
-constexpr double kNegligibleLogRatio = -40.0;
-constexpr double kRoundingUlps = 64.0;
-
-__device__ __forceinline__ double log_add(double x, double y) {
-  if (x < y) {
-    const double t = x;
-    x = y;
-    y = t;
-  }
-  const double diff = y - x;
-  if (!(diff > kNegligibleLogRatio)) return x;
-  return x + log1p(exp(diff));
-}
-
-__device__ __forceinline__ int choose_branch(double u, const double* w, int count) {
-  double total = 0.0;
-  for (int b = 0; b < count; ++b) total += w[b];
-  const double target = u * total;
-  double running = 0.0;
-  int last_positive = 0;
-  for (int b = 0; b < count; ++b) {
-    if (w[b] <= 0.0) continue;
-    last_positive = b;
-    running += w[b];
-    if (target < running) return b;
-  }
-  return last_positive;
-}
+// The arithmetic shared with the CPU sampler (csrc/cpu/ipdpp_sampler.cpp).
+using ipdpp_walk::choose_branch;
+using ipdpp_walk::log_add;
 
 struct ProblemView {
   std::int64_t begin, n, k;        // positions, size, sampled size (0 < k < n when sampled)
@@ -93,12 +68,9 @@ __device__ ProblemView problem(const Device& g, std::int64_t c) {
 __device__ void log_weights(const Device& g, const ProblemView& v, std::int64_t c,
                             std::int64_t i, double* log_d, double* log_a) {
   const double pi = g.p[v.begin + i];
-  const double off = v.alpha * pi * v.total;
-  double d = 1.0 - off;
-  if (d < 0.0) {
-    if (-d > kRoundingUlps * 2.220446049250313e-16 * off) atomicOr(g.status + c, kStatusAlphaTooLarge);
-    d = 0.0;
-  }
+  double d = 0.0;
+  if (!ipdpp_walk::diagonal_entry(pi, v.alpha, v.total, &d))
+    atomicOr(g.status + c, kStatusAlphaTooLarge);
   *log_d = log(d);
   *log_a = log(v.alpha * pi * pi);
 }

@@ -13,6 +13,7 @@ namespace ipdpp::cuda {
 
 [[noreturn]] inline void throw_cublas_error(cublasStatus_t status, const char* call,
                                             const char* file, int line) {
+  clear_last_error();  // a failed allocation inside the library may have set it (cuda_check.h)
   const std::string where = std::string(" (") + file + ":" + std::to_string(line) + ")";
   if (status == CUBLAS_STATUS_ALLOC_FAILED)
     throw CudaOutOfMemory(std::string("CUDA out of memory in ") + call + where);
@@ -35,6 +36,7 @@ inline const char* cusolver_status_name(cusolverStatus_t status) {
 
 [[noreturn]] inline void throw_cusolver_error(cusolverStatus_t status, const char* call,
                                               const char* file, int line) {
+  clear_last_error();  // as in throw_cublas_error
   const std::string where = std::string(" (") + file + ":" + std::to_string(line) + ")";
   if (status == CUSOLVER_STATUS_ALLOC_FAILED)
     throw CudaOutOfMemory(std::string("CUDA out of memory in ") + call + where);

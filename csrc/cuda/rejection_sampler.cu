@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -284,6 +285,7 @@ void rejection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelection
 }  // namespace
 
 void prepare_rejection_tables(DeviceSpectrum& spectrum, cudaStream_t stream) {
+  const std::lock_guard<std::mutex> lock(spectrum.tables_mutex);
   if (spectrum.alias_index.data() != nullptr) return;
   const std::int64_t n = spectrum.n;
   IPDPP_REQUIRE(n <= (std::int64_t{1} << 31) - 1, "the rejection sampler needs n < 2^31");
@@ -302,9 +304,18 @@ void prepare_rejection_tables(DeviceSpectrum& spectrum, cudaStream_t stream) {
   std::vector<double> prob;
   std::vector<std::int32_t> alias;
   build_alias_table(host, prob, alias);
-  spectrum.alias_probability = to_device(prob.data(), prob.size(), stream);
-  spectrum.alias_index = to_device(alias.data(), alias.size(), stream);
+  DeviceBuffer<double> prob_d = to_device(prob.data(), prob.size(), stream);
+  DeviceBuffer<std::int32_t> alias_d = to_device(alias.data(), alias.size(), stream);
+  // Other threads may use the tables on other streams as soon as alias_index is set: complete
+  // the copies first, and free the buffers on the default stream (the caller's may not live as
+  // long as the spectrum).
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  leverage.free_on(cudaStreamLegacy);
+  prob_d.free_on(cudaStreamLegacy);
+  alias_d.free_on(cudaStreamLegacy);
   spectrum.leverage = std::move(leverage);
+  spectrum.alias_probability = std::move(prob_d);
+  spectrum.alias_index = std::move(alias_d);
 }
 
 std::int64_t rejection_max_k(DType dtype) {

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 
@@ -245,12 +247,16 @@ std::unique_ptr<DeviceSpectrum> lowrank_spectrum(const void* features, DType dty
   }
   // The spectrum outlives this call and may be read on other streams: finish it here.
   CUDA_CHECK(cudaStreamSynchronize(stream));
+  spectrum->eigenvectors.free_on(cudaStreamLegacy);
   return spectrum;
 }
 
 std::unique_ptr<DeviceSpectrum> dense_spectrum(const void* L, DType dtype, std::int64_t n,
-                                               double rtol, cudaStream_t stream) {
+                                               double rtol, double psd_rtol,
+                                               cudaStream_t stream) {
   IPDPP_REQUIRE(n > 0, "L must be non-empty");
+  IPDPP_REQUIRE(rtol >= 0.0 && rtol < 1.0, "rtol must be in [0, 1)");
+  IPDPP_REQUIRE(psd_rtol >= 0.0, "psd_rtol must be >= 0");
   IPDPP_REQUIRE(n <= 46340, "L is too large for the dense GPU eigensolver (n must be < 46341)");
   auto spectrum = std::make_unique<DeviceSpectrum>();
   spectrum->n = n;
@@ -270,12 +276,15 @@ std::unique_ptr<DeviceSpectrum> dense_spectrum(const void* L, DType dtype, std::
   DeviceBuffer<double> w(static_cast<std::size_t>(n), stream);
   symmetric_eigh(A.data(), n, w.data(), stream);
   const std::vector<double> all = to_host(w.data(), n, stream);
-  // Same PSD rule as the CPU DenseKernel: eigenvalues below -rtol * max|eigenvalue| are not
-  // rounding noise.
+  // Same PSD rule as the CPU dense_spectrum: eigenvalues below -psd_rtol * max|eigenvalue| are
+  // not rounding noise.
   const double scale = std::max(std::abs(all.front()), std::abs(all.back()));
-  IPDPP_REQUIRE(!(all.front() < -rtol * scale),
-                "L must be positive semidefinite; its smallest eigenvalue is " +
-                    std::to_string(all.front()) + " (largest " + std::to_string(all.back()) + ")");
+  if (all.front() < -psd_rtol * scale) {
+    std::ostringstream msg;
+    msg << "L must be positive semidefinite; its smallest eigenvalue is " << all.front()
+        << " (tolerance " << psd_rtol << " * max |eigenvalue| = " << psd_rtol * scale << ")";
+    throw std::invalid_argument(msg.str());
+  }
   const std::int64_t first = first_kept(all, rtol);
   const std::int64_t rank = n - first;
   spectrum->rank = rank;
@@ -292,6 +301,7 @@ std::unique_ptr<DeviceSpectrum> dense_spectrum(const void* L, DType dtype, std::
   }
   CUDA_CHECK_LAUNCH("gather_dense_eigenvectors");
   CUDA_CHECK(cudaStreamSynchronize(stream));  // may be read on other streams (see above)
+  spectrum->eigenvectors.free_on(cudaStreamLegacy);
   return spectrum;
 }
 

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "cuda/device_buffer.h"
@@ -39,6 +40,9 @@ struct DeviceSpectrum {
   DeviceBuffer<double> leverage;
   DeviceBuffer<double> alias_probability;
   DeviceBuffer<std::int32_t> alias_index;
+  // Serialises the lazy construction of the tables above: Python threads may sample from one
+  // spectrum at once (the bindings release the GIL).
+  std::mutex tables_mutex;
 
   template <class T>
   const T* eigenvectors_as() const {
@@ -63,8 +67,12 @@ std::vector<double> dual_gram_eigenvalues(const void* features, DType dtype, std
                                           std::int64_t d, const double* quality,
                                           cudaStream_t stream);
 
-// Spectrum of a dense symmetric PSD L (device, n x n row-major, `dtype`).
+// Spectrum of a dense symmetric PSD L (device, n x n row-major, `dtype`; symmetry is checked by
+// the caller). Throws std::invalid_argument (ValueError) naming `L` when the smallest eigenvalue
+// is below -psd_rtol * max|eigenvalue|, the rule of the CPU dense_spectrum (csrc/cpu/spectrum.h):
+// callers pass the same psd_rtol on both devices. Eigenvalues <= rtol * max are dropped.
 std::unique_ptr<DeviceSpectrum> dense_spectrum(const void* L, DType dtype, std::int64_t n,
-                                               double rtol, cudaStream_t stream);
+                                               double rtol, double psd_rtol,
+                                               cudaStream_t stream);
 
 }  // namespace ipdpp::cuda
