@@ -44,7 +44,7 @@ def lowrank_spectrum(
     stream: int,
 ) -> Spectrum: ...
 def dense_spectrum(
-    L: int, dtype: str, n: int, rtol: float, device: int, stream: int
+    L: int, dtype: str, n: int, rtol: float, psd_rtol: float, device: int, stream: int
 ) -> Spectrum: ...
 def dual_gram_eigenvalues(
     features: int, dtype: str, n: int, d: int, quality: int, device: int, stream: int

@@ -237,10 +237,13 @@ class DenseKernel(Kernel):
         if array.shape[0] != array.shape[1]:
             raise ValueError(f"L must have shape (n, n); got {array.shape}")
         super().__init__(array.shape[0], kind)
-        source_dtype = as_numpy(L, "L")[0].dtype
-        self._symmetry_rtol, self._psd_rtol = _dense_tolerances(
-            self.n, float(np.finfo(source_dtype).eps)
-        )
+        source_eps = float(np.finfo(as_numpy(L, "L")[0].dtype).eps)
+        torch_dtype: Any = getattr(L, "dtype", None)
+        if type(torch_dtype).__module__ == "torch":  # float16/bfloat16 reach numpy as float32
+            import torch
+
+            source_eps = float(torch.finfo(torch_dtype).eps)
+        self._symmetry_rtol, self._psd_rtol = _dense_tolerances(self.n, source_eps)
         self.L = array
         self._spectrum()  # check symmetry and PSD now, not at the first sample
 

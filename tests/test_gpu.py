@@ -218,6 +218,14 @@ def test_batch_equals_single_calls(method: str) -> None:
         np.testing.assert_array_equal(batch[i], to_host(single)[0])
     again = gpu.sample_k_dpp(spectrum, 10, 6, seed=SEED, sample_offset=5, method=method)
     np.testing.assert_array_equal(batch, to_host(again))
+    # DPP samples have random sizes: a batch's largest one (which sizes the sequential kernel's
+    # buffers) must not change the others. Eigenvalues ~ 1 spread the sizes.
+    spectrum = spectrum_of(B / np.float32(np.sqrt(3_000)), q)
+    dpp_batch = gpu.sample_dpp(spectrum, 8, seed=SEED, sample_offset=2, method=method)
+    assert len({int(row.shape[0]) for row in dpp_batch}) > 1
+    for i in range(8):
+        single = gpu.sample_dpp(spectrum, 1, seed=SEED, sample_offset=2 + i, method=method)[0]
+        np.testing.assert_array_equal(to_host(dpp_batch[i]), to_host(single))
 
 
 # ----------------------------------------------------------------------------------------------

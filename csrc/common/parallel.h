@@ -20,7 +20,9 @@ inline int resolve_threads(int requested) {
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
-// Calls fn(i) for i in [0, count) on up to `threads` threads; rethrows the first exception.
+// Calls fn(i) for i in [0, count) on up to `threads` threads. If some fn(i) throw, rethrows the
+// exception of the smallest such i, as the serial loop would, so that which error a caller sees
+// (e.g. which class is named) does not depend on the thread count or on timing.
 template <class Fn>
 void parallel_for(std::int64_t count, int threads, Fn&& fn) {
   threads = static_cast<int>(std::min<std::int64_t>(resolve_threads(threads), count));
@@ -30,6 +32,7 @@ void parallel_for(std::int64_t count, int threads, Fn&& fn) {
   }
   std::atomic<std::int64_t> next{0};
   std::exception_ptr error;
+  std::int64_t error_index = count;
   std::mutex error_mutex;
   auto worker = [&]() {
     for (;;) {
@@ -38,8 +41,13 @@ void parallel_for(std::int64_t count, int threads, Fn&& fn) {
       try {
         fn(i);
       } catch (...) {
+        // Indices are handed out in increasing order, so every i below the first failure has
+        // started and finishes; stopping new work keeps the smallest failing index's exception.
         std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
+        if (i < error_index) {
+          error = std::current_exception();
+          error_index = i;
+        }
         next.store(count);
       }
     }

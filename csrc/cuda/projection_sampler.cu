@@ -327,7 +327,11 @@ void projection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelectio
   IPDPP_REQUIRE(shared <= static_cast<std::size_t>(max_shared_memory_per_block()),
                 "k = " + std::to_string(m) + " is too large for the CUDA sequential sampler (at most " +
                     std::to_string(projection_max_k(spectrum.dtype)) + " for this dtype)");
-  const int G = lanes_per_row(ld / Vec<T>::kWidth);
+  // The lane grouping fixes the summation order of every residual, so it must not depend on
+  // the batch: from the row width (k, or the rank for a DPP), never from max_count, which for a
+  // DPP is the largest sample of this batch. Zero padding up to ld then only adds exact zeros,
+  // and a sample is bit for bit the same whichever batch it is drawn in.
+  const int G = lanes_per_row(padded_width<T>(selection.width) / Vec<T>::kWidth);
   int per_sm = 0;
   switch (G) {
     case 4: per_sm = max_blocks_per_sm<T, 4>(shared); break;
