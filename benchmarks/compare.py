@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.compare                  # the full CPU matrix (about 20 minutes)
+    python -m benchmarks.compare                  # the full CPU matrix (about 15 minutes)
     python -m benchmarks.compare --quick          # about a minute
     python -m benchmarks.compare --device cuda    # GPU families only (ipdpp CUDA, torch CUDA)
     ipdpp-bench --n 100000 --d 256 --k 100 --only ipdpp-rejection numpy dppy
