@@ -539,6 +539,28 @@ def choose_method(spectrum: CudaSpectrum, size: float, method: str) -> str:
     return "rejection"
 
 
+def _sample_into(
+    out: Any,
+    spectrum: CudaSpectrum,
+    k: int,
+    num_samples: int,
+    seed: int,
+    sample_offset: int,
+    method: str,
+) -> None:
+    """Runs the extension's sampler into ``out`` on the current stream (k < 0: DPP)."""
+    _extension().sample(
+        spectrum._handle,
+        k,
+        num_samples,
+        seed,
+        sample_offset,
+        method,
+        _data_ptr(out, spectrum.framework),
+        _current_stream(spectrum.framework, spectrum.device),
+    )
+
+
 def _check_sampling_args(
     k: int | None, num_samples: int, seed: int, sample_offset: int, rank: int
 ) -> None:
@@ -588,16 +610,7 @@ def sample_k_dpp(
     if num_samples == 0 or k == 0:
         return out
     chosen = choose_method(spectrum, float(k), method)
-    _extension().sample(
-        spectrum._handle,
-        k,
-        num_samples,
-        seed,
-        sample_offset,
-        chosen,
-        _data_ptr(out, spectrum.framework),
-        _current_stream(spectrum.framework, spectrum.device),
-    )
+    _sample_into(out, spectrum, k, num_samples, seed, sample_offset, chosen)
     return out
 
 
@@ -620,16 +633,7 @@ def sample_dpp(
     lam = spectrum.eigenvalues
     expected_size = float(np.sum(lam / (1.0 + lam)))
     chosen = choose_method(spectrum, math.ceil(expected_size), method)
-    _extension().sample(
-        spectrum._handle,
-        -1,
-        num_samples,
-        seed,
-        sample_offset,
-        chosen,
-        _data_ptr(out, spectrum.framework),
-        _current_stream(spectrum.framework, spectrum.device),
-    )
+    _sample_into(out, spectrum, -1, num_samples, seed, sample_offset, chosen)
     # Rows are the items in increasing order, then -1 padding: one host read of the sizes.
     sizes = (out >= 0).sum(1)
     sizes = sizes.cpu().numpy() if spectrum.framework == "torch" else sizes.get()

@@ -19,6 +19,7 @@ __all__ = [
     "check_finite",
     "check_int",
     "check_seed",
+    "check_uint64",
     "check_threads",
     "index_array",
     "UINT64_LIMIT",
@@ -96,11 +97,25 @@ def check_int(x: Any, name: str, *, minimum: int | None = None) -> int:
     return value
 
 
+def check_uint64(x: Any, name: str) -> int:
+    """``x`` as a Python int in ``[0, 2**64)`` (a Philox seed).
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not an integer.
+    ValueError
+        If ``x`` is negative or at least ``2**64``.
+    """
+    value = check_int(x, name, minimum=0)
+    if value >= UINT64_LIMIT:
+        raise ValueError(f"{name} must be < 2**64; got {value}")
+    return value
+
+
 def check_seed(seed: Any, sample_offset: Any, num_samples: int) -> tuple[int, int]:
     """Validated (seed, sample_offset): both unsigned 64-bit, offset + count within range."""
-    seed = check_int(seed, "seed", minimum=0)
-    if seed >= UINT64_LIMIT:
-        raise ValueError(f"seed must be < 2**64; got {seed}")
+    seed = check_uint64(seed, "seed")
     sample_offset = check_int(sample_offset, "sample_offset", minimum=0)
     if sample_offset + num_samples > UINT64_LIMIT:
         raise ValueError(

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _core, _cuda_backend
 from ._arrays import ArrayKind, as_numpy, is_cuda_array, use_cuda, wrap
-from ._validation import UINT64_LIMIT, check_int, check_threads, real_array
+from ._validation import check_int, check_threads, check_uint64, real_array
 from .kernels import EIGENVALUE_RTOL
 
 __all__ = ["balanced_subset", "BALANCED_MODES"]
@@ -89,13 +89,6 @@ def _features_array(features: Any, n: int, mode: str) -> np.ndarray | None:
     return array
 
 
-def _seed(seed: Any) -> int:
-    seed_int = check_int(seed, "seed", minimum=0)
-    if seed_int >= UINT64_LIMIT:
-        raise ValueError(f"seed must be < 2**64; got {seed_int}")
-    return seed_int
-
-
 def _balanced_subset_cuda(
     labels: Any,
     p: Any,
@@ -114,7 +107,9 @@ def _balanced_subset_cuda(
     """
     if mode == "exact" and features is None and is_cuda_array(p):
         check_threads(threads)
-        return _cuda_backend.balanced_subset(labels, p, k_per_class, alpha, _seed(seed))
+        return _cuda_backend.balanced_subset(
+            labels, p, k_per_class, alpha, check_uint64(seed, "seed")
+        )
     like = next(x for x in (p, labels, features, k_per_class) if is_cuda_array(x))
 
     def host(x: Any, name: str) -> Any:
@@ -251,7 +246,7 @@ def balanced_subset(
     if not isinstance(mode, str) or mode not in BALANCED_MODES:
         raise ValueError(f"mode must be one of {BALANCED_MODES}; got {mode!r}")
     alpha_power, alpha_value = _alpha_rule(alpha)
-    seed_int = _seed(seed)
+    seed_int = check_uint64(seed, "seed")
     threads_int = check_threads(threads)
     features_np = _features_array(features, n, mode)
     kept = _core.balanced_subset(

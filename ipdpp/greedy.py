@@ -68,27 +68,24 @@ def greedy_map(kernel: Any, k: int) -> Any:
     k = check_int(k, "k", minimum=0)
     if isinstance(kernel, IPDPPKernel):
         rank = kernel.structural_rank()
-        if k > rank:
-            raise ValueError(f"k = {k} exceeds the rank of the kernel ({rank})")
-        selected = _core.greedy_map_ipdpp(kernel.p, float(kernel.alpha), k)
-    elif isinstance(kernel, DenseKernel):
+    elif isinstance(kernel, (DenseKernel, LowRankKernel)):
         rank = int(kernel.rank)
-        if k > rank:
-            raise ValueError(f"k = {k} exceeds the rank of the kernel ({rank})")
-        L = kernel.L
-        if kernel._device_like is not None:
-            L = np.ascontiguousarray(_cuda_backend.to_host(L, "L"), dtype=np.float64)
-        selected = _core.greedy_map_dense(L, k)
-    elif isinstance(kernel, LowRankKernel):
-        rank = int(kernel.rank)
-        if k > rank:
-            raise ValueError(f"k = {k} exceeds the rank of the kernel ({rank})")
-        eigenvalues, eigenvectors = kernel._host_eigh()
-        factor = np.ascontiguousarray(eigenvectors * np.sqrt(eigenvalues), dtype=np.float64)
-        selected = _core.greedy_map_factor(factor, k)
     else:
         raise TypeError(
             "kernel must be an ipdpp LowRankKernel, DenseKernel or IPDPPKernel; "
             f"got {type(kernel).__name__}"
         )
+    if k > rank:
+        raise ValueError(f"k = {k} exceeds the rank of the kernel ({rank})")
+    if isinstance(kernel, IPDPPKernel):
+        selected = _core.greedy_map_ipdpp(kernel.p, float(kernel.alpha), k)
+    elif isinstance(kernel, DenseKernel):
+        L = kernel.L
+        if kernel._device_like is not None:
+            L = np.ascontiguousarray(_cuda_backend.to_host(L, "L"), dtype=np.float64)
+        selected = _core.greedy_map_dense(L, k)
+    else:
+        eigenvalues, eigenvectors = kernel._host_eigh()
+        factor = np.ascontiguousarray(eigenvectors * np.sqrt(eigenvalues), dtype=np.float64)
+        selected = _core.greedy_map_factor(factor, k)
     return kernel._wrap(selected)

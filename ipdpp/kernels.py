@@ -177,10 +177,11 @@ class LowRankKernel(Kernel):
         self.d = array.shape[1]
         self.quality = None
         if quality is not None:
-            q, _ = real_array(quality, "quality", ndim=1, shape_doc=f"({self.n},)")
+            q, _ = real_array(
+                quality, "quality", ndim=1, shape_doc=f"({self.n},)", allow_float32=False
+            )
             if q.shape[0] != self.n:
                 raise ValueError(f"quality must have shape ({self.n},); got {q.shape}")
-            q = np.ascontiguousarray(q, dtype=np.float64)
             if q.min() < 0:
                 raise ValueError(f"quality must be non-negative; got minimum {q.min()}")
             self.quality = q
@@ -307,8 +308,7 @@ class IPDPPKernel(Kernel):
     def __init__(self, p: Any, alpha: str | float = "paper") -> None:
         device_like = p if use_cuda(p) else None
         host = p if device_like is None else _cuda_backend.to_host(p, "p")
-        array, kind = real_array(host, "p", ndim=1, shape_doc="(N,)")
-        array = np.ascontiguousarray(array, dtype=np.float64)
+        array, kind = real_array(host, "p", ndim=1, shape_doc="(N,)", allow_float32=False)
         if array.min() < 0.0 or array.max() > 1.0:
             raise ValueError(f"p must lie in [0, 1]; got values in [{array.min()}, {array.max()}]")
         super().__init__(array.shape[0], kind, device_like=device_like)

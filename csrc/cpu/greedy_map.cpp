@@ -5,28 +5,11 @@
 #include <string>
 #include <vector>
 
+#include "common/dot.h"
 #include "common/error.h"
 #include "cpu/lapack.h"
 
 namespace ipdpp {
-namespace {
-
-// Four independent partial sums: without -ffast-math the compiler keeps a single sum's
-// dependency chain (one add latency per term); four chains let the adds overlap.
-double dot_product(const double* x, const double* y, std::int64_t m) {
-  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-  std::int64_t j = 0;
-  for (; j + 4 <= m; j += 4) {
-    s0 += x[j] * y[j];
-    s1 += x[j + 1] * y[j + 1];
-    s2 += x[j + 2] * y[j + 2];
-    s3 += x[j + 3] * y[j + 3];
-  }
-  for (; j < m; ++j) s0 += x[j] * y[j];
-  return (s0 + s1) + (s2 + s3);
-}
-
-}  // namespace
 
 void greedy_map(std::int64_t n, std::int64_t k, const double* diagonal, const KernelRowFn& row_of,
                 std::int64_t* out) {
@@ -65,7 +48,7 @@ void greedy_map(std::int64_t n, std::int64_t k, const double* diagonal, const Ke
     const double inv_norm = 1.0 / std::sqrt(best_gain);
     for (std::int64_t i = 0; i < n; ++i) {
       if (selected[i]) continue;
-      const double e = (row[i] - dot_product(c_best, &cholesky[i * k], t)) * inv_norm;
+      const double e = (row[i] - dot(c_best, &cholesky[i * k], t)) * inv_norm;
       cholesky[i * k + t] = e;
       residual[i] -= e * e;
     }

@@ -75,4 +75,14 @@ DeviceBuffer<T> to_device(const T* host, std::size_t count, cudaStream_t stream)
   return buffer;
 }
 
+// One value copied from device memory, after the stream has run up to the copy (so it also waits
+// for the kernels that wrote it).
+template <class T>
+T read_value(const T* device, cudaStream_t stream) {
+  T host{};
+  CUDA_CHECK(cudaMemcpyAsync(&host, device, sizeof(T), cudaMemcpyDeviceToHost, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  return host;
+}
+
 }  // namespace ipdpp::cuda

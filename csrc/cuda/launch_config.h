@@ -3,6 +3,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "cuda/cuda_check.h"
@@ -61,6 +62,16 @@ inline int max_shared_memory_per_block() {
   CUDA_CHECK(cudaGetDevice(&device));
   CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   return bytes;
+}
+
+// Largest k >= 1 such that k + 1 no longer fits: `shared_bytes(k)` is the dynamic shared memory a
+// kernel needs for k items, increasing in k; k = 1 is returned even if it does not fit itself.
+template <class SharedBytes>
+std::int64_t largest_k_in_shared_memory(SharedBytes shared_bytes) {
+  const auto limit = static_cast<std::size_t>(max_shared_memory_per_block());
+  std::int64_t k = 1;
+  while (shared_bytes(k + 1) <= limit) ++k;
+  return k;
 }
 
 }  // namespace ipdpp::cuda

@@ -379,10 +379,7 @@ void projection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelectio
       default: launch_projection<T, 32>(params, blocks, shared, stream); break;
     }
   }
-  int host_status = 0;
-  CUDA_CHECK(cudaMemcpyAsync(&host_status, status.data(), sizeof(int), cudaMemcpyDeviceToHost,
-                             stream));
-  CUDA_CHECK(cudaStreamSynchronize(stream));
+  const int host_status = read_value(status.data(), stream);
   if (host_status != 0)
     throw CudaError("projection_kernel: the sequential phase broke down numerically (status " +
                     std::to_string(host_status) +
@@ -393,16 +390,10 @@ void projection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelectio
 }  // namespace
 
 std::int64_t projection_max_k(DType dtype) {
-  const auto limit = static_cast<std::size_t>(max_shared_memory_per_block());
-  std::int64_t k = 1;
-  while (true) {
-    const std::int64_t next = k + 1;
-    const std::size_t bytes = dtype == DType::kFloat32
-                                  ? projection_shared_bytes<float>(next, padded_width<float>(next))
-                                  : projection_shared_bytes<double>(next, padded_width<double>(next));
-    if (bytes > limit) return k;
-    k = next;
-  }
+  return largest_k_in_shared_memory([dtype](std::int64_t k) {
+    return dtype == DType::kFloat32 ? projection_shared_bytes<float>(k, padded_width<float>(k))
+                                    : projection_shared_bytes<double>(k, padded_width<double>(k));
+  });
 }
 
 void projection_sample(const DeviceSpectrum& spectrum, const EigenSelection& selection,

@@ -272,10 +272,7 @@ void rejection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelection
   rejection_kernel<T><<<static_cast<unsigned int>(blocks), kRejectionThreads, shared, stream>>>(
       params);
   CUDA_CHECK_LAUNCH("rejection_kernel");
-  int host_status = 0;
-  CUDA_CHECK(cudaMemcpyAsync(&host_status, status.data(), sizeof(int), cudaMemcpyDeviceToHost,
-                             stream));
-  CUDA_CHECK(cudaStreamSynchronize(stream));
+  const int host_status = read_value(status.data(), stream);
   if (host_status != 0)
     throw CudaError("rejection_kernel: a sample needed more than " +
                     std::to_string(kMaxRejectionProposals) +
@@ -319,12 +316,10 @@ void prepare_rejection_tables(DeviceSpectrum& spectrum, cudaStream_t stream) {
 }
 
 std::int64_t rejection_max_k(DType dtype) {
-  const auto limit = static_cast<std::size_t>(max_shared_memory_per_block());
-  std::int64_t k = 1;
-  while ((dtype == DType::kFloat32 ? rejection_shared_bytes<float>(k + 1)
-                                   : rejection_shared_bytes<double>(k + 1)) <= limit)
-    ++k;
-  return k;
+  return largest_k_in_shared_memory([dtype](std::int64_t k) {
+    return dtype == DType::kFloat32 ? rejection_shared_bytes<float>(k)
+                                    : rejection_shared_bytes<double>(k);
+  });
 }
 
 void rejection_sample(const DeviceSpectrum& spectrum, const EigenSelection& selection,

@@ -147,10 +147,7 @@ void symmetric_eigh(double* A, std::int64_t m, double* w, cudaStream_t stream) {
   DeviceBuffer<int> info(1, stream);
   CUSOLVER_CHECK(cusolverDnDsyevd(handle, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, mi,
                                   A, mi, w, work.data(), lwork, info.data()));
-  int host_info = 0;
-  CUDA_CHECK(cudaMemcpyAsync(&host_info, info.data(), sizeof(int), cudaMemcpyDeviceToHost,
-                             stream));
-  CUDA_CHECK(cudaStreamSynchronize(stream));
+  const int host_info = read_value(info.data(), stream);
   if (host_info != 0)
     throw CudaError("cusolverDnDsyevd failed: info = " + std::to_string(host_info) +
                     (host_info > 0 ? " (the eigensolver did not converge; is the input finite?)"
