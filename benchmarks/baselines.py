@@ -136,7 +136,28 @@ def select_eigenvectors(table: list[list[float]], uniforms: np.ndarray) -> np.nd
     return chosen
 
 
-class NumpyKDPP:
+class _AcceptanceTables:
+    """``rank`` and the per-``k`` cache of ESP acceptance tables, shared by both baselines.
+
+    Subclasses provide ``_host_eigenvalues`` (numpy float64, shape (r,): the nonzero eigenvalues
+    of ``L``, on the host, where the eigenvector selection runs) and an empty ``_tables`` dict.
+    """
+
+    _host_eigenvalues: np.ndarray
+    _tables: dict[int, list[list[float]]]
+
+    @property
+    def rank(self) -> int:
+        """Number of nonzero eigenvalues, the largest admissible ``k``."""
+        return int(self._host_eigenvalues.size)
+
+    def _table(self, k: int) -> list[list[float]]:
+        if k not in self._tables:
+            self._tables[k] = esp_acceptance_table(self._host_eigenvalues, k).tolist()
+        return self._tables[k]
+
+
+class NumpyKDPP(_AcceptanceTables):
     """k-DPP sampler for ``L = B B^T`` (or a dense ``L``) in plain numpy.
 
     Parameters
@@ -178,14 +199,8 @@ class NumpyKDPP:
         return self
 
     @property
-    def rank(self) -> int:
-        """Number of nonzero eigenvalues, the largest admissible ``k``."""
-        return int(self.eigenvalues.size)
-
-    def _table(self, k: int) -> list[list[float]]:
-        if k not in self._tables:
-            self._tables[k] = esp_acceptance_table(self.eigenvalues, k).tolist()
-        return self._tables[k]
+    def _host_eigenvalues(self) -> np.ndarray:
+        return self.eigenvalues
 
     def sample(self, k: int, rng: np.random.Generator) -> np.ndarray:
         """Draw one k-DPP sample.
@@ -265,7 +280,7 @@ def _draw_proportional(weights: torch.Tensor, gen: torch.Generator) -> torch.Ten
     return j.clamp_(max=weights.shape[-1] - 1).reshape(-1)
 
 
-class TorchKDPP:
+class TorchKDPP(_AcceptanceTables):
     """k-DPP sampler for ``L = B B^T`` in plain PyTorch, on the CPU or a CUDA device.
 
     Parameters
@@ -304,16 +319,6 @@ class TorchKDPP:
         self.eigenvectors = features @ (u / torch.sqrt(lam))
         self._host_eigenvalues = lam.double().cpu().numpy()
         self._tables: dict[int, list[list[float]]] = {}
-
-    @property
-    def rank(self) -> int:
-        """Number of nonzero eigenvalues, the largest admissible ``k``."""
-        return int(self._host_eigenvalues.size)
-
-    def _table(self, k: int) -> list[list[float]]:
-        if k not in self._tables:
-            self._tables[k] = esp_acceptance_table(self._host_eigenvalues, k).tolist()
-        return self._tables[k]
 
     def generator(self, seed: int) -> tuple[np.random.Generator, torch.Generator]:
         """The (host, device) random generators for ``seed``."""

@@ -258,8 +258,8 @@ def test_torch_bad_inputs() -> None:
 
 def test_kernel_still_usable_after_errors(kernel: ipdpp.LowRankKernel) -> None:
     # Errors leave no half-built state behind.
-    for bad_k in (-1, 4):
-        with pytest.raises(ValueError):
+    for bad_k, message in ((-1, r"\bk\b"), (4, "rank.*3")):
+        with pytest.raises(ValueError, match=message):
             ipdpp.sample_k_dpp(kernel, bad_k)
     samples = ipdpp.sample_k_dpp(kernel, 3, 5, seed=1)
     assert samples.shape == (5, 3)

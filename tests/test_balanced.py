@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from _stats import assert_subset_distribution, count_subsets
+from _stats import all_k_subsets, assert_subset_distribution, count_subsets
 from conftest import to_numpy
 
 import ipdpp
@@ -113,15 +113,10 @@ def test_random_mode_is_uniform(seed: int) -> None:
     for c in range(2):
         n_c = int(np.sum(labels == c))
         counts = count_subsets(np.array(samples[c]))
-        uniform = {s: 1.0 / len(ref_subsets(n_c, 3)) for s in ref_subsets(n_c, 3)}
+        subsets = all_k_subsets(n_c, 3)
+        uniform = {s: 1.0 / len(subsets) for s in subsets}
         assert set(counts) <= set(uniform)
         assert_subset_distribution(np.array(samples[c]), uniform, label=f"random mode, class {c}")
-
-
-def ref_subsets(n: int, k: int) -> list[tuple[int, ...]]:
-    import itertools
-
-    return list(itertools.combinations(range(n), k))
 
 
 @pytest.mark.parametrize("alpha", ["paper", "code", 1e-4])

@@ -141,19 +141,22 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves a torn checkpoint."""
+def _replace_atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write`` a temporary file, then rename it to ``path``: a crash never leaves it torn."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
+    write(tmp)
     os.replace(tmp, path)
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """torch.save ``obj`` to ``path`` atomically (a crash never leaves a torn checkpoint)."""
+    _replace_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` atomically."""
+    _replace_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def write_logs(directory: Path, history: list[dict[str, Any]]) -> None:

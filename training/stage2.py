@@ -199,16 +199,12 @@ def train_stage2(
         # side only.
         chosen = np.zeros(len(labels), dtype=bool)
         chosen[subset] = True
-        sampled = [c for c, n in enumerate(np.bincount(labels)) if n > k]
+        sampled = [labels == c for c, n in enumerate(np.bincount(labels)) if n > k]
         stats = {
             "subset": int(len(subset)),
             "mean_p_all": float(p_host.mean()),
-            "mean_p_sampled_classes": _mean(
-                np.array([p_host[labels == c].mean() for c in sampled])
-            ),
-            "mean_p_chosen": _mean(
-                np.array([p_host[(labels == c) & chosen].mean() for c in sampled])
-            ),
+            "mean_p_sampled_classes": _mean(np.array([p_host[m].mean() for m in sampled])),
+            "mean_p_chosen": _mean(np.array([p_host[m & chosen].mean() for m in sampled])),
         }
         return subset, stats
 
