@@ -5,7 +5,7 @@ Usage::
     python -m benchmarks.compare                  # the full CPU matrix (about 15 minutes)
     python -m benchmarks.compare --quick          # about a minute
     python -m benchmarks.compare --device cuda    # GPU families only (ipdpp CUDA, torch CUDA)
-    ipdpp-bench --n 100000 --d 256 --k 100 --only ipdpp-rejection numpy dppy
+    python -m benchmarks.compare --n 100000 --d 256 --k 100 --only ipdpp-rejection numpy dppy
 
 Measures, for n in {1e3, 1e4, 1e5, 1e6}, d in {64, 256}, k in {10, 100}: setup time (kernel +
 eigendecomposition), per-sample time and batch throughput of ipdpp ("sequential", "rejection",
@@ -43,7 +43,7 @@ def _count(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface (also used by ``ipdpp-bench``)."""
+    """The command-line interface ."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.compare",
         description="k-DPP sampler throughput: ipdpp against numpy, PyTorch and DPPy.",

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.augment import contrastive_view, random_crop, weak_augment
-from training.config import (
+from ipdpp_train.augment import contrastive_view, random_crop, weak_augment
+from ipdpp_train.config import (
     AugmentConfig,
     Config,
     EvalConfig,
@@ -19,9 +19,9 @@ from training.config import (
     load_config,
     to_toml,
 )
-from training.engine import derive_seed, lr_at
-from training.evaluate import evaluate_predictions, shot_thresholds
-from training.models import build_encoder
+from ipdpp_train.engine import derive_seed, lr_at
+from ipdpp_train.evaluate import evaluate_predictions, shot_thresholds
+from ipdpp_train.models import build_encoder
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -136,7 +136,7 @@ def test_schedule_and_seeds():
 
 
 def test_progress_falls_back_to_lines_without_tqdm(monkeypatch, capsys):
-    from training.engine import _Progress
+    from ipdpp_train.engine import _Progress
 
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # makes `import tqdm.auto` fail
     progress = _Progress("stage1 (BNS)", 0, 2, enabled=True)

@@ -10,8 +10,8 @@ import struct
 import numpy as np
 import pytest
 
-from training.config import DataConfig
-from training.data import (
+from ipdpp_train.config import DataConfig
+from ipdpp_train.data import (
     FASHION_HARD_TAIL_ORDER,
     load_long_tailed,
     long_tail_counts,

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.losses import bns_loss, bns_loss_code, same_class_partners
-from training.samplers import class_group_batches, shard, shuffled_batches
+from ipdpp_train.losses import bns_loss, bns_loss_code, same_class_partners
+from ipdpp_train.samplers import class_group_batches, shard, shuffled_batches
 
 
 def _log_sigmoid(x: float) -> float:

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 import ipdpp
-import training
-from training.cli import main
-from training.config import Config, config_from_dict, to_toml
-from training.pipeline import run_experiment
+import ipdpp_train
+from ipdpp_train.cli import main
+from ipdpp_train.config import Config, config_from_dict, to_toml
+from ipdpp_train.pipeline import run_experiment
 
 COUNTS = (16, 10, 6, 4)  # n_max 16, imbalance factor 4, four classes
 K_PER_CLASS = 5
@@ -143,11 +143,11 @@ def test_ddp_two_processes_under_torchrun(tiny_npz, tmp_path):
     table = tiny_table(tiny_npz, tmp_path, methods=["ce", "exact", "linear_probe"])
     config_path.write_text(to_toml(config_from_dict(table)))
     # The children must import the same training and ipdpp packages as this test process.
-    roots = {str(Path(training.__file__).parents[1]), str(Path(ipdpp.__file__).parents[1])}
+    roots = {str(Path(ipdpp_train.__file__).parents[1]), str(Path(ipdpp.__file__).parents[1])}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*roots, os.environ.get("PYTHONPATH", "")])}
     env.update(OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", "2", "-m", "training", "--config", str(config_path)]  # fmt: skip
+               "--nproc_per_node", "2", "-m", "ipdpp_train", "--config", str(config_path)]  # fmt: skip
     done = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )

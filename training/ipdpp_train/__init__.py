@@ -2,7 +2,7 @@
 
 The pipeline of Lin & Yuan, "Long-Tailed Recognition via Information-Preservable Two-Stage
 Learning" (NeurIPS 2025), with its baselines, in plain PyTorch. Run it with
-``ipdpp-train --config configs/digits.toml`` (or ``python -m training``); use it from Python
+``ipdpp-train --config configs/digits.toml`` (or ``python -m ipdpp_train``); use it from Python
 with :func:`run_experiment` and :func:`load_config`.
 """
 

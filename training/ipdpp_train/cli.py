@@ -4,7 +4,7 @@ Examples
 --------
 ``ipdpp-train --config configs/digits.toml``
 ``ipdpp-train --config configs/fashion_mnist.toml --device cuda --set stage1.epochs=1000``
-``torchrun --nproc_per_node 2 -m training --config configs/digits.toml``
+``torchrun --nproc_per_node 2 -m ipdpp_train --config configs/digits.toml``
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``ipdpp-train`` and ``python -m training``."""
+    """Entry point of ``ipdpp-train`` and ``python -m ipdpp_train``."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

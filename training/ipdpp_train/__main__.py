@@ -1,4 +1,4 @@
-"""``python -m training`` and the ``ipdpp-train`` console script."""
+"""``python -m ipdpp_train`` and the ``ipdpp-train`` console script."""
 
 from __future__ import annotations
 

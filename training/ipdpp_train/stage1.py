@@ -58,9 +58,9 @@ def train_stage1(
 ) -> list[dict[str, Any]]:
     """Pre-train ``encoder`` (in place) with the BNS loss; returns the per-epoch log.
 
-    Each step takes a batch of same-class groups (:func:`training.samplers.class_group_batches`,
+    Each step takes a batch of same-class groups (:func:`ipdpp_train.samplers.class_group_batches`,
     ``config.partners + 1`` images per group), makes two contrastive views of every image,
-    projects both through ``head`` and minimises :func:`training.losses.bns_loss` (or the
+    projects both through ``head`` and minimises :func:`ipdpp_train.losses.bns_loss` (or the
     released code's variant, ``config.loss = "code"``). AdamW without decay on biases and norm
     scales; the learning rate ``config.lr * global_batch / 256`` warms up linearly for
     ``config.warmup_epochs`` and then follows a cosine to zero.
