@@ -147,7 +147,8 @@ def test_ddp_two_processes_under_torchrun(tiny_npz, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*roots, os.environ.get("PYTHONPATH", "")])}
     env.update(OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", "2", "-m", "ipdpp_train", "--config", str(config_path)]  # fmt: skip
+               "--nproc_per_node", "2", "-m", "ipdpp_train",
+               "--config", str(config_path)]  # fmt: skip
     done = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )
