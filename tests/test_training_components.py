@@ -10,16 +10,9 @@ import pytest
 import torch
 
 from ipdpp_train.augment import contrastive_view, random_crop, weak_augment
-from ipdpp_train.config import (
-    AugmentConfig,
-    Config,
-    EvalConfig,
-    apply_overrides,
-    config_from_dict,
-    load_config,
-    to_toml,
-)
-from ipdpp_train.engine import derive_seed, lr_at
+from ipdpp_train.config import AugmentConfig, CEConfig, Config, EvalConfig
+from ipdpp_train.config_io import apply_overrides, config_from_dict, load_config, to_toml
+from ipdpp_train.engine import derive_seed, make_schedule
 from ipdpp_train.evaluate import evaluate_predictions, shot_thresholds
 from ipdpp_train.models import build_encoder
 
@@ -54,6 +47,14 @@ def test_config_round_trip_and_overrides(tmp_path):
         ({"run": {"device": "tpu"}}, ValueError, "run.device"),
         ({"eval": {"many_threshold": 10.0}}, ValueError, "given together"),
         ({"data": {"class_order": "sorted"}}, ValueError, "class_order"),
+        ({"data": {"source": "npz", "n_max": 10}}, ValueError, "used as given"),
+        ({"data": {"profile": "flat"}}, ValueError, "data.profile"),
+        ({"data": {"val_fraction": 1.0}}, ValueError, "data.val_fraction"),
+        ({"data": {"image_size": 2}}, ValueError, "data.image_size"),
+        ({"ce": {"steps": 0}}, ValueError, "ce.steps"),
+        ({"stage1": {"warmup_steps": -1}}, ValueError, "stage1.warmup_steps"),
+        ({"run": {"save_every": 0}}, ValueError, "run.save_every"),
+        ({"eval": {"val_every": 0}}, ValueError, "eval.val_every"),
     ],
 )
 def test_config_errors_name_the_key(table, error, match):
@@ -68,17 +69,34 @@ def test_override_syntax_errors():
         apply_overrides(Config(), ["stage9.epochs=3"])
 
 
-def test_shot_thresholds_scale_and_configured():
-    auto = shot_thresholds(EvalConfig(), n_max=5000)
-    assert (auto.many, auto.few) == (1000.0, 200.0)
-    assert "scaled by n_max / 500 = 10" in auto.describe()
-    fixed = shot_thresholds(EvalConfig(many_threshold=500.0, few_threshold=200.0), n_max=5000)
-    groups = [fixed.group(n) for n in (5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50)]
+CIFAR10_LT = (5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50)
+
+
+def test_shot_thresholds_standard_derived_and_configured():
+    # The standard 100 / 20 wherever they give every group a class (here the digits-LT sizes).
+    standard = shot_thresholds(EvalConfig(), (120, 71, 43, 25, 15, 9, 5, 3, 2, 1))
+    assert (standard.many, standard.few) == (100.0, 20.0)
+    assert "standard" in standard.describe()
+    # CIFAR-10-LT has no class below 20 images: derived thresholds, and the reason is stated.
+    derived = shot_thresholds(EvalConfig(), CIFAR10_LT)
+    assert (derived.many, derived.few) == (1077.0, 232.0)  # 50 * 100 ** (2/3), 50 * 100 ** (1/3)
+    assert "would leave the few group(s) empty" in derived.describe()
+    assert [derived.group(n) for n in CIFAR10_LT] == ["many"] * 3 + ["medium"] * 4 + ["few"] * 3
+    # A tiny dataset (every class below 20): both upper groups would be empty.
+    tiny = shot_thresholds(EvalConfig(), (16, 10, 6, 4))
+    assert "many and medium" in tiny.note
+    assert (tiny.many, tiny.few) == (10.0, 6.0)
+    assert [tiny.group(n) for n in (16, 10, 6, 4)] == ["many", "medium", "medium", "few"]
+    # On the CIFAR-100-LT range (500 ... 5) the log-thirds rule gives about the standard 100 / 20.
+    wide = shot_thresholds(EvalConfig(), (500, 300, 5))  # no medium class: derived
+    assert (wide.many, wide.few) == (107.0, 23.0)
+    fixed = shot_thresholds(EvalConfig(many_threshold=500.0, few_threshold=200.0), CIFAR10_LT)
+    groups = [fixed.group(n) for n in CIFAR10_LT]
     assert groups == ["many"] * 5 + ["medium"] * 2 + ["few"] * 3  # CIFAR-10-LT convention
 
 
 def test_evaluate_predictions_hand_example():
-    thresholds = shot_thresholds(EvalConfig(many_threshold=10.0, few_threshold=3.0), n_max=20)
+    thresholds = shot_thresholds(EvalConfig(many_threshold=10.0, few_threshold=3.0), (20, 5, 1))
     labels = np.array([0, 0, 1, 1, 2, 2, 2, 2])
     predictions = np.array([0, 0, 1, 0, 2, 0, 0, 0])
     m = evaluate_predictions(predictions, labels, (20, 5, 1), thresholds)
@@ -126,11 +144,24 @@ def test_encoders_shapes(arch, dim):
     assert encoder(torch.rand(2, 3, 16, 16)).shape == (2, dim)
 
 
-def test_schedule_and_seeds():
-    assert lr_at(1.0, 0, 0, 10, warmup=2, total=10) == pytest.approx(0.05)
-    assert lr_at(1.0, 2, 0, 10, warmup=2, total=10) == pytest.approx(1.0)
-    assert lr_at(1.0, 6, 0, 10, warmup=2, total=10) == pytest.approx(0.5)
-    assert lr_at(1.0, 10, 0, 10, warmup=2, total=10) == pytest.approx(0.0)
+def test_schedule_in_epochs_and_in_steps():
+    # 10 epochs of 10 steps, 2 warm-up epochs.
+    epochs = make_schedule(CEConfig(epochs=10, warmup_epochs=2), 1.0, steps_per_epoch=10)
+    assert (epochs.epochs, epochs.total_steps, epochs.warmup_steps) == (10, 100, 20)
+    assert epochs.lr(0, 0) == pytest.approx(0.05)
+    assert epochs.lr(2, 0) == pytest.approx(1.0)
+    assert epochs.lr(6, 0) == pytest.approx(0.5)
+    assert epochs.lr(9, 9) == pytest.approx(0.5 * (1 + math.cos(math.pi * 79 / 80)))
+    # steps: whole epochs covering the requested steps, whatever the dataset size.
+    for per_epoch, expected in ((7, 143), (1000, 1), (3, 334)):
+        fitted = make_schedule(CEConfig(steps=1000, warmup_steps=50), 0.1, per_epoch)
+        assert fitted.epochs == expected and fitted.total_steps == expected * per_epoch
+        assert fitted.warmup_steps == min(50, fitted.total_steps)
+    # warmup_steps None: warmup_epochs worth of steps.
+    assert make_schedule(CEConfig(steps=100, warmup_epochs=2), 0.1, 5).warmup_steps == 10
+
+
+def test_seeds():
     assert derive_seed(1, "a") == derive_seed(1, "a") != derive_seed(1, "b")
     assert 0 <= derive_seed(2**40, "x") < 2**63
 

@@ -80,6 +80,14 @@ def test_fashion_idx_loader_and_hard_tail_order(tmp_path, compress):
     test_source = np.rint(data.x_test[:, 0, 0, 0] * 255 / 20).astype(int)
     assert np.array_equal(test_source, np.asarray(FASHION_HARD_TAIL_ORDER)[data.y_test])
     assert np.bincount(data.y_test).tolist() == [8] * 10  # the test set stays balanced
+    # Validation: up to val_per_class (20) of the images each class's split left unused.
+    spare = [30 - n for n in data.train_counts]
+    assert np.bincount(data.y_val, minlength=10).tolist() == [min(20, n) for n in spare]
+    assert "fewer for trouser" in " ".join(data.notes)
+    val_source = np.rint(data.x_val[:, 0, 0, 0] * 255 / 20).astype(int)
+    assert np.array_equal(val_source, np.asarray(FASHION_HARD_TAIL_ORDER)[data.y_val])
+    rows = lambda x: {r.tobytes() for r in x.reshape(len(x), -1)}  # noqa: E731
+    assert not rows(data.x_val) & rows(data.x_train)  # never trained on
 
 
 def test_split_depends_on_data_seed_only(tmp_path):
@@ -184,7 +192,8 @@ def test_npz_loader_channels_last(tmp_path):
         x_test=rng.integers(0, 256, size=(6, 5, 5, 3), dtype=np.uint8),
         y_test=np.array([0, 1, 2, 0, 1, 2]),
     )
-    data = load_long_tailed(DataConfig(source="npz", data_dir=str(path), imbalance_factor=4))
+    config = DataConfig(source="npz", data_dir=str(path), profile="exponential", imbalance_factor=4)
+    data = load_long_tailed(config)
     assert data.x_train.shape == (9 + 4 + 2, 3, 5, 5)
     assert data.train_counts == (9, 4, 2)
     with np.load(path) as raw:

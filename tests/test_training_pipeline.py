@@ -15,7 +15,8 @@ import torch
 import ipdpp
 import ipdpp_train
 from ipdpp_train.cli import main
-from ipdpp_train.config import Config, config_from_dict, to_toml
+from ipdpp_train.config import Config
+from ipdpp_train.config_io import config_from_dict, to_toml
 from ipdpp_train.pipeline import run_experiment
 
 COUNTS = (16, 10, 6, 4)  # n_max 16, imbalance factor 4, four classes
@@ -43,7 +44,14 @@ def tiny_npz(tmp_path_factory) -> Path:
 
 def tiny_table(npz: Path, out: Path, **run) -> dict:
     return {
-        "data": {"source": "npz", "data_dir": str(npz), "imbalance_factor": 4.0, "n_max": 16},
+        "data": {
+            "source": "npz",
+            "data_dir": str(npz),
+            "profile": "exponential",
+            "imbalance_factor": 4.0,
+            "n_max": 16,
+            "val_per_class": 4,
+        },
         "model": {"arch": "small_cnn", "width": 4, "projection_hidden": 16, "projection_dim": 8},
         "augment": {"flip": False},
         "stage1": {"epochs": 2, "batch_size": 16, "warmup_epochs": 1, "partners": 2},
@@ -69,11 +77,11 @@ def test_every_method_end_to_end(tiny_npz, tmp_path):
     assert list(result.metrics) == ["ce", "random", "paper", "exact", "linear_probe"]
     for metrics in result.metrics.values():
         assert 0 <= metrics.overall <= 100 and len(metrics.per_class) == 4
-    # n_max 16: thresholds 100 / 20 scaled by 16 / 500 -> many > 3.2, so all four are many-shot.
-    assert result.metrics["ce"].groups == ("many",) * 4
-    assert (
-        "scaled by n_max / 500" in result.table and "| BNS + IP-DPP, exact k-DPP |" in result.table
-    )
+    # Sizes 16, 10, 6, 4: the standard 100 / 20 would make all four few-shot, so thresholds are
+    # derived (16 ... 4 cut in thirds on a log scale: many > 10, few < 6) and the table says so.
+    assert result.metrics["ce"].groups == ("many", "medium", "medium", "few")
+    assert "would leave the many and medium group(s) empty" in result.table
+    assert "| BNS + IP-DPP, exact k-DPP |" in result.table
     run_dir = tmp_path / "tiny"
     expected_files = (
         "results.md",
@@ -93,6 +101,16 @@ def test_every_method_end_to_end(tiny_npz, tmp_path):
         rounds = [r for r in log if "subset" in r]
         assert [r["epoch"] for r in rounds] == [1, 3]  # re-sampled every 2 epochs
         assert all(r["subset"] == expected_subset for r in rounds)
+    # Validation (4 unused images per class, never the test set) is scored during training:
+    # every epoch of these short phases (about ten passes per phase), and in results.json.
+    for method, key in (("ce", "val_overall"), ("stage1", "val_knn_overall"),
+                        ("exact", "val_few"), ("linear_probe", "val_overall")):  # fmt: skip
+        log = json.loads((run_dir / method / "log.json").read_text())
+        assert all(0 <= r[key] <= 100 for r in log), (method, key)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["validation_images"] == 16
+    assert set(results["validation"]) == set(result.metrics)
+    assert "validation: 4 unused training images per class" in result.table
     # The logged resolved config reads back to the same config.
     assert (run_dir / "config.toml").read_text() == to_toml(tiny_config(tiny_npz, tmp_path))
 
@@ -143,7 +161,8 @@ def test_ddp_two_processes_under_torchrun(tiny_npz, tmp_path):
     table = tiny_table(tiny_npz, tmp_path, methods=["ce", "exact", "linear_probe"])
     config_path.write_text(to_toml(config_from_dict(table)))
     # The children must import the same training and ipdpp packages as this test process.
-    roots = {str(Path(ipdpp_train.__file__).parents[1]), str(Path(ipdpp.__file__).parents[1])}
+    # (In this order: the pipeline's root first, so that a checkout shadows an installed copy.)
+    roots = dict.fromkeys(str(Path(m.__file__).parents[1]) for m in (ipdpp_train, ipdpp))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*roots, os.environ.get("PYTHONPATH", "")])}
     env.update(OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import Config, load_config
+from .config import Config
+from .config_io import load_config
 
 __all__ = ["Config", "ExperimentResult", "load_config", "run_experiment"]
 

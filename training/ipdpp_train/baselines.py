@@ -13,12 +13,23 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .config import AugmentConfig, CEConfig, LinearProbeConfig
 from .data import DeviceData
-from .engine import EpochCallback, Phase, Runtime, derive_seed, iterate, param_groups, run_phase
+from .distributed import Runtime
+from .engine import (
+    Phase,
+    PhaseOptions,
+    derive_seed,
+    iterate,
+    make_schedule,
+    param_groups,
+    run_phase,
+    validation,
+)
+from .evaluate import encode
 from .models import Classifier, Encoder
 from .samplers import shuffled_batches
-from .stage2 import supervised_epoch
+from .stage2 import steps_per_epoch, supervised_epoch
 
-__all__ = ["encode", "train_cross_entropy", "train_linear_probe"]
+__all__ = ["train_cross_entropy", "train_linear_probe"]
 
 
 def train_cross_entropy(
@@ -28,49 +39,39 @@ def train_cross_entropy(
     data: DeviceData,
     runtime: Runtime,
     directory: Path,
-    *,
-    resume: bool = False,
-    callback: EpochCallback | None = None,
+    options: PhaseOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` from scratch on the whole long-tailed training set (in place).
 
     SGD with momentum and weight decay (none on biases and norm scales), linear warm-up then
-    cosine, random crop (+ flip): the plain baseline every long-tailed method is measured
-    against. Returns the per-epoch log.
+    cosine (epochs, or ``config.steps`` whatever the dataset size), random crop (+ flip): the
+    plain baseline every long-tailed method is measured against. Returns the per-epoch log.
     """
+    options = options or PhaseOptions()
     wrapped: nn.Module = DistributedDataParallel(model) if runtime.distributed else model
     optimizer = torch.optim.SGD(
         param_groups([model], config.weight_decay), lr=config.lr, momentum=config.momentum
     )
     everything = np.arange(len(data.host.y_train))
+    per_epoch = steps_per_epoch(len(everything), config.batch_size, runtime)
+    schedule = make_schedule(config, config.lr, per_epoch)
 
     def run_epoch(epoch: int) -> dict[str, Any]:
         return supervised_epoch(
-            wrapped,
-            optimizer,
-            data,
-            everything,
-            config.batch_size,
-            augment,
-            runtime,
-            (config.lr, epoch, config.warmup_epochs, config.epochs),
-            "ce",
-        )
+            wrapped, optimizer, data, everything, config.batch_size, augment, runtime,
+            schedule, epoch, "ce",
+        )  # fmt: skip
 
-    phase = Phase("cross-entropy", directory, config.epochs, {"model": model}, optimizer, run_epoch)
-    return run_phase(phase, runtime, resume, callback)
-
-
-@torch.no_grad()
-def encode(encoder: Encoder, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Features of ``x`` (float32 (N, feature_dim)) with the encoder in eval mode."""
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        parts = [encoder(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-    finally:
-        encoder.train(was_training)
-    return torch.cat(parts) if parts else x.new_zeros((0, encoder.feature_dim))
+    phase = Phase(
+        "cross-entropy",
+        directory,
+        schedule.epochs,
+        {"model": model},
+        optimizer,
+        run_epoch,
+        validate=validation(options, lambda v: v.classifier(model)),
+    )
+    return run_phase(phase, runtime, options)
 
 
 def train_linear_probe(
@@ -80,22 +81,25 @@ def train_linear_probe(
     data: DeviceData,
     runtime: Runtime,
     directory: Path,
+    options: PhaseOptions | None = None,
     *,
     feature_batch: int = 1024,
-    resume: bool = False,
-    callback: EpochCallback | None = None,
 ) -> list[dict[str, Any]]:
     """Fit ``head`` (in place) on frozen ``encoder`` features of the full long-tailed set.
 
     The standard linear evaluation of a self-supervised encoder: features of the un-augmented
     training images are computed once, then a linear layer is trained with cross-entropy and
-    AdamW at a constant learning rate. Every process fits the same head on all features (the
-    problem is tiny), so no gradient exchange is needed under DDP.
+    AdamW at a constant learning rate (epochs, or ``config.steps``). Every process fits the
+    same head on all features (the problem is tiny), so no gradient exchange is needed under
+    DDP.
     """
+    options = options or PhaseOptions()
     features = encode(encoder, data.x_train, feature_batch)
     labels = data.y_train
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     seed = derive_seed(runtime.seed, "linear_probe")
+    per_epoch = -(-len(labels) // config.batch_size)
+    epochs = make_schedule(config, config.lr, per_epoch).epochs
 
     def run_epoch(epoch: int) -> dict[str, Any]:
         batches = shuffled_batches(len(labels), config.batch_size, seed, epoch)
@@ -109,5 +113,13 @@ def train_linear_probe(
             count += len(idx)
         return {"loss": loss_sum / max(1, count), "lr": config.lr}
 
-    phase = Phase("linear probe", directory, config.epochs, {"head": head}, optimizer, run_epoch)
-    return run_phase(phase, runtime, resume, callback)
+    phase = Phase(
+        "linear probe",
+        directory,
+        epochs,
+        {"head": head},
+        optimizer,
+        run_epoch,
+        validate=validation(options, lambda v: v.head(encoder, head)),
+    )
+    return run_phase(phase, runtime, options)

@@ -14,7 +14,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .config import METHODS, Config, apply_overrides, load_config
+from .config import METHODS, Config
+from .config_io import apply_overrides, load_config
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         result = run_experiment(config)
-    except (FileNotFoundError, ImportError, ValueError) as exc:
+    except (OSError, ImportError, ValueError) as exc:  # OSError: missing files, a full disk
         print(f"ipdpp-train: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     if result.table:

@@ -4,22 +4,14 @@
 A config file has one table per section (``[data]``, ``[model]``, ``[augment]``, ``[stage1]``,
 ``[stage2]``, ``[ce]``, ``[linear_probe]``, ``[eval]``, ``[run]``); every key is optional and
 defaults to the field's default below. Unknown sections or keys are errors, so that a typo never
-silently falls back to a default. The resolved config is written beside every run's logs.
+silently falls back to a default (:mod:`ipdpp_train.config_io` reads and writes them). The
+resolved config is written beside every run's logs.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import sys
-from dataclasses import dataclass, field, fields, is_dataclass, replace
-from pathlib import Path
-from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on Python < 3.11
-    import tomli as tomllib
+from dataclasses import dataclass, field
+from typing import Optional, Union
 
 __all__ = [
     "AugmentConfig",
@@ -33,34 +25,47 @@ __all__ = [
     "RunConfig",
     "Stage1Config",
     "Stage2Config",
-    "apply_overrides",
-    "config_to_dict",
-    "load_config",
-    "to_toml",
+    "data_profile",
+    "validate",
 ]
 
 #: Methods one run can compare, in the order they are run and reported.
 METHODS = ("ce", "random", "paper", "exact", "linear_probe")
 #: Stage-2 methods and the ``ipdpp.balanced_subset`` mode each one uses.
 STAGE2_MODES = {"random": "random", "paper": "paper", "exact": "exact"}
+#: Sources whose data are a user's own, used as given by default.
+USER_SOURCES = ("npz", "folder")
+SOURCES = ("digits", "fashion-mnist", "cifar10", "cifar100", *USER_SOURCES)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which dataset, and how its long-tailed training split is built.
+    """Which dataset, how its training split is built, and which images validate.
 
-    ``n_max`` is the head-class size (None: the smallest class size of the source's training
-    pool, so that every class can supply its quota); class ``c`` of the chosen ``class_order``
-    gets ``floor(n_max * imbalance_factor ** (-c / (C - 1)))`` images.
+    ``profile = "exponential"`` cuts the standard long-tailed split out of a (balanced) source:
+    class ``c`` of ``class_order`` keeps ``floor(n_max * imbalance_factor ** (-c / (C - 1)))``
+    images (``n_max`` None: the smallest class of the source's training pool). ``"as-given"``
+    uses every training image as it is (a user's own long-tailed data). None picks
+    ``"as-given"`` for the user sources (``npz``, ``folder``) and ``"exponential"`` for the
+    benchmarks (digits, fashion-mnist, cifar10, cifar100).
+
+    Validation (never the test set) comes from the source's own validation images when it has
+    them; else, under the exponential profile, ``val_per_class`` images of every class that the
+    split left unused (fewer where a class has fewer to spare); else ``val_fraction`` of every
+    class's training images is held out (at least one of any class with two or more).
     """
 
-    source: str = "digits"  # digits | fashion-mnist | cifar10 | cifar100 | npz
+    source: str = "digits"  # digits | fashion-mnist | cifar10 | cifar100 | npz | folder
     data_dir: Optional[str] = None  # None: the source's default location
+    profile: Optional[str] = None  # "as-given" | "exponential" | None (by source, see above)
     imbalance_factor: float = 100.0
     n_max: Optional[int] = None
     class_order: Union[str, list[int]] = "index"  # "index" | "hard-tail" | explicit permutation
     data_seed: int = 0  # per-class shuffles; separate from the training seed
     test_per_class: int = 50  # digits only: images per class held out for the balanced test set
+    val_per_class: int = 20  # exponential profile: balanced validation from unused images
+    val_fraction: float = 0.1  # as-given data without validation images of its own
+    image_size: Optional[int] = None  # resize (downsample) every image to this square size
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,8 @@ class Stage1Config:
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_epochs: int = 10
+    steps: Optional[int] = None  # optimiser steps; when set, replaces epochs (see Schedule)
+    warmup_steps: Optional[int] = None  # None: warmup_epochs worth of steps
     temperature: float = 0.5
     partners: int = 2  # m: extra same-class anchors sharing each anchor's positive
     loss: str = "paper"  # "paper" (Eq. 12) | "code" (the released code's mean-exp variant)
@@ -112,6 +119,8 @@ class Stage2Config:
     lr: float = 2.5e-4
     weight_decay: float = 0.05
     warmup_epochs: int = 3
+    steps: Optional[int] = None
+    warmup_steps: Optional[int] = None
     resample_every: int = 10  # R: re-score the training set and draw a new subset every R epochs
     k_per_class: Optional[int] = None  # None: 10 * (smallest class size), as in the paper
     alpha: Union[str, float] = "paper"  # "paper" (1/N) | "code" (1/N^2) | float
@@ -128,6 +137,8 @@ class CEConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup_epochs: int = 2
+    steps: Optional[int] = None
+    warmup_steps: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -138,20 +149,23 @@ class LinearProbeConfig:
     batch_size: int = 256
     lr: float = 1e-2
     weight_decay: float = 1e-4
+    steps: Optional[int] = None
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     """Many/medium/few split: many > ``many_threshold`` >= medium >= ``few_threshold`` > few.
 
-    None: the standard 100 / 20 training images, scaled by ``n_max / 500`` (the CIFAR-100-LT
-    head size the standard thresholds were set for), so that small datasets get a split too.
-    The thresholds used are stated in every report.
+    None: the standard 100 / 20 training images; where they would leave a group without
+    classes, thresholds derived from the class sizes instead (their log range cut in thirds,
+    which gives about 100 / 20 on CIFAR-100-LT itself). The thresholds used and why are stated
+    in every report.
     """
 
     many_threshold: Optional[float] = None
     few_threshold: Optional[float] = None
     batch_size: int = 1024
+    val_every: Optional[int] = None  # epochs between validation passes (None: ~10 per phase)
 
 
 @dataclass(frozen=True)
@@ -166,6 +180,7 @@ class RunConfig:
     threads: Optional[int] = None  # torch intra-op threads (None: torch's default)
     progress: bool = True
     resume: bool = False
+    save_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
 
 
 @dataclass(frozen=True)
@@ -186,160 +201,6 @@ class Config:
         validate(self)
 
 
-def _coerce(value: Any, hint: Any, name: str) -> Any:
-    """Convert a TOML value to the field type ``hint``; raise naming ``name`` when it cannot."""
-    origin = get_origin(hint)
-    if origin is Union:
-        options = get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, name)
-            except (TypeError, ValueError) as exc:
-                errors.append(str(exc))
-        raise TypeError(f"{name} has an unsupported value {value!r} ({'; '.join(errors)})")
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"{name} must be a list; got {value!r}")
-        args = get_args(hint)
-        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], name) for v in value)
-        if origin is tuple:
-            if len(value) != len(args):
-                raise ValueError(f"{name} must have {len(args)} entries; got {value!r}")
-            return tuple(_coerce(v, a, name) for v, a in zip(value, args))
-        return [_coerce(v, args[0], name) for v in value]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise TypeError(f"{name} must be true or false; got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an integer; got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a number; got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise TypeError(f"{name} must be a string; got {value!r}")
-        return value
-    raise TypeError(f"{name}: unsupported field type {hint!r}")  # pragma: no cover
-
-
-def _build(cls: type, table: dict[str, Any], prefix: str) -> Any:
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ValueError(
-            f"unknown key(s) {', '.join(prefix + k for k in unknown)}; "
-            f"valid keys in [{prefix.rstrip('.')}]: {', '.join(sorted(known))}"
-        )
-    kwargs = {}
-    for key, value in table.items():
-        hint = hints[key]
-        if is_dataclass(hint):
-            if not isinstance(value, dict):
-                raise TypeError(f"[{prefix}{key}] must be a table; got {value!r}")
-            kwargs[key] = _build(hint, value, f"{prefix}{key}.")  # type: ignore[arg-type]
-        else:
-            kwargs[key] = _coerce(value, hint, prefix + key)
-    return cls(**kwargs)
-
-
-def config_from_dict(table: dict[str, Any]) -> Config:
-    """Build a :class:`Config` from nested dicts (TOML tables); unknown keys raise ValueError."""
-    return _build(Config, table, "")
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """Nested plain dicts (tuples become lists, None entries are dropped for TOML)."""
-    out: dict[str, Any] = {}
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if is_dataclass(value):
-            out[f.name] = config_to_dict(value)
-        elif isinstance(value, tuple):
-            out[f.name] = list(value)
-        else:
-            out[f.name] = value
-    return out
-
-
-def load_config(path: Optional[Union[str, Path]] = None) -> Config:
-    """Read a TOML config file (None: all defaults).
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist.
-    ValueError, TypeError
-        For unknown keys or values of the wrong type (the message names the key).
-    """
-    if path is None:
-        return Config()
-    with open(path, "rb") as fh:
-        table = tomllib.load(fh)
-    return config_from_dict(table)
-
-
-def _parse_value(text: str) -> Any:
-    """A flag value as TOML (``3``, ``0.5``, ``true``, ``[1, 2]``, ``"x"``), else a bare string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def apply_overrides(config: Config, assignments: list[str]) -> Config:
-    """Apply ``section.key=value`` assignments (values in TOML syntax) to a config.
-
-    Raises
-    ------
-    ValueError
-        For a malformed assignment or an unknown section/key.
-    """
-    table = config_to_dict(config)
-    for item in assignments:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ValueError(f"--set expects section.key=value; got {item!r}")
-        path, text = item.split("=", 1)
-        section, key = path.strip().split(".", 1)
-        if section not in table:
-            raise ValueError(f"--set {item!r}: unknown section {section!r}")
-        table[section][key.strip()] = _parse_value(text.strip())
-    return config_from_dict(_drop_none(table))
-
-
-def _drop_none(table: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: _drop_none(v) if isinstance(v, dict) else v for k, v in table.items() if v is not None
-    }
-
-
-def with_section(config: Config, section: str, **changes: Any) -> Config:
-    """A copy of ``config`` with fields of one section replaced (validated again)."""
-    return replace(config, **{section: replace(getattr(config, section), **changes)})
-
-
-def to_toml(config: Config) -> str:
-    """The config as TOML text (None values are omitted: they mean "the default")."""
-    lines: list[str] = []
-    for section, table in config_to_dict(config).items():
-        lines.append(f"[{section}]")
-        for key, value in table.items():
-            if value is not None:
-                lines.append(f"{key} = {json.dumps(value)}")
-        lines.append("")
-    return "\n".join(lines)
-
-
 def _positive(name: str, value: Union[int, float]) -> None:
     if not value > 0:
         raise ValueError(f"{name} must be positive; got {value!r}")
@@ -348,11 +209,10 @@ def _positive(name: str, value: Union[int, float]) -> None:
 def validate(config: Config) -> None:
     """Check values that the type system cannot (raises ValueError naming the key)."""
     d, s1, s2 = config.data, config.stage1, config.stage2
-    if d.source not in ("digits", "fashion-mnist", "cifar10", "cifar100", "npz"):
-        raise ValueError(
-            "data.source must be one of digits, fashion-mnist, cifar10, cifar100, npz; "
-            f"got {d.source!r}"
-        )
+    if d.source not in SOURCES:
+        raise ValueError(f"data.source must be one of {', '.join(SOURCES)}; got {d.source!r}")
+    if d.profile not in (None, "as-given", "exponential"):
+        raise ValueError(f'data.profile must be "as-given" or "exponential"; got {d.profile!r}')
     if not d.imbalance_factor >= 1:
         raise ValueError(f"data.imbalance_factor must be >= 1; got {d.imbalance_factor!r}")
     if d.n_max is not None:
@@ -361,7 +221,18 @@ def validate(config: Config) -> None:
         raise ValueError(
             f'data.class_order must be "index", "hard-tail" or a list; got {d.class_order!r}'
         )
+    if data_profile(d) == "as-given" and (d.n_max is not None or d.class_order != "index"):
+        raise ValueError(
+            'data.n_max and data.class_order shape the "exponential" profile only; data '
+            f'{d.source!r} is used as given (set data.profile = "exponential" to re-cut it)'
+        )
     _positive("data.test_per_class", d.test_per_class)
+    if d.val_per_class < 0:
+        raise ValueError(f"data.val_per_class must be >= 0; got {d.val_per_class!r}")
+    if not 0 <= d.val_fraction < 1:
+        raise ValueError(f"data.val_fraction must lie in [0, 1); got {d.val_fraction!r}")
+    if d.image_size is not None and d.image_size < 4:
+        raise ValueError(f"data.image_size must be >= 4 pixels; got {d.image_size!r}")
     if config.model.arch not in ("small_cnn", "resnet18", "resnet32"):
         raise ValueError(
             f"model.arch must be small_cnn, resnet18 or resnet32; got {config.model.arch!r}"
@@ -382,6 +253,13 @@ def validate(config: Config) -> None:
         _positive(f"{section}.lr", cfg.lr)
         if cfg.warmup_epochs < 0:
             raise ValueError(f"{section}.warmup_epochs must be >= 0; got {cfg.warmup_epochs!r}")
+        if cfg.warmup_steps is not None and cfg.warmup_steps < 0:
+            raise ValueError(f"{section}.warmup_steps must be >= 0; got {cfg.warmup_steps!r}")
+    steps = {"stage1": s1.steps, "stage2": s2.steps, "ce": config.ce.steps,
+             "linear_probe": config.linear_probe.steps}  # fmt: skip
+    for section, value in steps.items():
+        if value is not None:
+            _positive(f"{section}.steps", value)
     _positive("stage1.temperature", s1.temperature)
     if s1.partners < 0:
         raise ValueError(f"stage1.partners must be >= 0; got {s1.partners!r}")
@@ -415,8 +293,13 @@ def validate(config: Config) -> None:
         raise ValueError(f'run.device must be "cpu", "cuda" or "cuda:N"; got {r.device!r}')
     if r.threads is not None:
         _positive("run.threads", r.threads)
+    _positive("run.save_every", r.save_every)
+    if e.val_every is not None:
+        _positive("eval.val_every", e.val_every)
 
 
-def dumps_json(config: Config) -> str:
-    """The config as indented JSON."""
-    return json.dumps(dataclasses.asdict(config), indent=2)
+def data_profile(config: DataConfig) -> str:
+    """The profile a data config resolves to ("as-given" or "exponential")."""
+    if config.profile is not None:
+        return config.profile
+    return "as-given" if config.source in USER_SOURCES else "exponential"

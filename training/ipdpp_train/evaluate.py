@@ -12,11 +12,19 @@ from torch import nn
 
 from .config import EvalConfig
 
-__all__ = ["Metrics", "ShotThresholds", "evaluate_predictions", "predict", "shot_thresholds"]
+__all__ = [
+    "Metrics",
+    "ShotThresholds",
+    "Validator",
+    "encode",
+    "evaluate_predictions",
+    "knn_predict",
+    "predict",
+    "shot_thresholds",
+]
 
-#: The standard many/few thresholds (training images) and the head size they were set for
-#: (CIFAR-100-LT, n_max = 500), used to scale them to other head sizes.
-STANDARD_MANY, STANDARD_FEW, STANDARD_N_MAX = 100.0, 20.0, 500.0
+#: The standard many/few thresholds (training images), set for CIFAR-100-LT (500 ... 5 images).
+STANDARD_MANY, STANDARD_FEW = 100.0, 20.0
 
 
 @dataclass(frozen=True)
@@ -41,16 +49,27 @@ class ShotThresholds:
         )
 
 
-def shot_thresholds(config: EvalConfig, n_max: int) -> ShotThresholds:
-    """The configured thresholds, or the standard 100 / 20 scaled by ``n_max / 500``."""
+def shot_thresholds(config: EvalConfig, train_counts: Sequence[int]) -> ShotThresholds:
+    """The configured thresholds; else the standard 100 / 20 when every group gets a class;
+    else thresholds derived from the class sizes (see :class:`EvalConfig`), with the reason."""
     if config.many_threshold is not None and config.few_threshold is not None:
         return ShotThresholds(config.many_threshold, config.few_threshold, "as configured")
-    scale = n_max / STANDARD_N_MAX
-    return ShotThresholds(
-        STANDARD_MANY * scale,
-        STANDARD_FEW * scale,
-        f"the standard 100 / 20 scaled by n_max / 500 = {scale:g}",
+    counts = [int(n) for n in train_counts]
+    standard = ShotThresholds(STANDARD_MANY, STANDARD_FEW, "the standard thresholds")
+    empty = [g for g in ("many", "medium", "few") if all(standard.group(n) != g for n in counts)]
+    if not empty or len(counts) < 3:
+        return standard
+    # Cut [log n_min, log n_max] in thirds, rounded down to whole images: on CIFAR-100-LT IF 100
+    # (500 ... 5 images) this gives 107 / 23, close to the standard 100 / 20 chosen for it; on an
+    # exponential profile the classes at the cuts then fall in the medium group.
+    low, high = math.log(min(counts)), math.log(max(counts))
+    many = float(math.floor(math.exp(low + 2 * (high - low) / 3) + 1e-9))
+    few = float(math.floor(math.exp(low + (high - low) / 3) + 1e-9))
+    note = (
+        f"the standard 100 / 20 would leave the {' and '.join(empty)} group(s) empty, so the "
+        f"range of class sizes {min(counts)}–{max(counts)} is cut in thirds on a log scale"
     )
+    return ShotThresholds(many, few, note)
 
 
 @dataclass(frozen=True)
@@ -170,3 +189,99 @@ def predict(
     finally:
         model.train(was_training)
     return torch.cat(outputs) if outputs else torch.empty(0, dtype=torch.int64, device=x.device)
+
+
+@torch.no_grad()
+def encode(encoder: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Features of ``x`` (float32 (N, feature_dim)) with the encoder in eval mode (its mode is
+    restored after)."""
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        parts = [encoder(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        if not parts:
+            parts.append(encoder(x[:0]))
+    finally:
+        encoder.train(was_training)
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def knn_predict(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    features: torch.Tensor,
+    num_classes: int,
+    k: int = 20,
+    temperature: float = 0.07,
+) -> torch.Tensor:
+    """Weighted k-nearest-neighbour classes (cosine similarity, weights exp(sim / T)), the
+    usual label-free check of a contrastive encoder; int64 (N,)."""
+    a = torch.nn.functional.normalize(train_features, dim=1)
+    b = torch.nn.functional.normalize(features, dim=1)
+    k = min(k, len(a))
+    out = []
+    for start in range(0, len(b), 1024):
+        sim, idx = (b[start : start + 1024] @ a.T).topk(k, dim=1)
+        votes = torch.zeros((len(sim), num_classes), dtype=sim.dtype, device=sim.device)
+        votes.scatter_add_(1, train_labels[idx], torch.exp(sim / temperature))
+        out.append(votes.argmax(dim=1))
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.int64, device=features.device)
+
+
+class Validator:
+    """Accuracy on the validation split during training (the test set is kept for the end).
+
+    Parameters
+    ----------
+    x_val, y_val : torch.Tensor
+        float32 (N, C, H, W) and int64 (N,) validation images and labels, on the run's device.
+    x_train, y_train : torch.Tensor
+        The training images and labels (the k-NN check of stage 1 votes with them).
+    train_counts : sequence of int
+        Training images per class (they decide each class's shot group).
+    thresholds : ShotThresholds
+    batch_size : int
+        Inference batch.
+    """
+
+    def __init__(
+        self,
+        x_val: torch.Tensor,
+        y_val: torch.Tensor,
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        train_counts: Sequence[int],
+        thresholds: ShotThresholds,
+        batch_size: int,
+    ) -> None:
+        self.x_val, self.y_val, self.x_train, self.y_train = x_val, y_val, x_train, y_train
+        self.train_counts, self.thresholds, self.batch_size = train_counts, thresholds, batch_size
+        self.labels = y_val.cpu().numpy()
+
+    @property
+    def empty(self) -> bool:
+        return len(self.labels) == 0
+
+    def _record(self, predictions: torch.Tensor, prefix: str) -> dict[str, float]:
+        m = evaluate_predictions(
+            predictions.cpu().numpy(), self.labels, self.train_counts, self.thresholds
+        )
+        return {f"{prefix}_{g}": getattr(m, g) for g in ("overall", "many", "medium", "few")}
+
+    def classifier(self, model: nn.Module) -> dict[str, float]:
+        """val_overall/many/medium/few of a classifier (logits model)."""
+        return self._record(predict(model, self.x_val, self.batch_size), "val")
+
+    def head(self, encoder: nn.Module, head: nn.Module) -> dict[str, float]:
+        """The same for a linear head on (frozen) encoder features."""
+        with torch.no_grad():
+            logits = head(encode(encoder, self.x_val, self.batch_size))
+        return self._record(logits.argmax(dim=1), "val")
+
+    def knn(self, encoder: nn.Module) -> dict[str, float]:
+        """val_knn_overall/many/medium/few: k-NN on the encoder's features (stage 1)."""
+        bank = encode(encoder, self.x_train, self.batch_size)
+        queries = encode(encoder, self.x_val, self.batch_size)
+        num_classes = len(self.train_counts)
+        return self._record(knn_predict(bank, self.y_train, queries, num_classes), "val_knn")

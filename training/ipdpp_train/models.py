@@ -28,6 +28,9 @@ __all__ = [
 class Normalize(nn.Module):
     """(x - mean) / std per channel, with the statistics stored as buffers."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.register_buffer(

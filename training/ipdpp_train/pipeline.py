@@ -24,17 +24,20 @@ import torch
 from torch import nn
 
 from .baselines import train_cross_entropy, train_linear_probe
-from .config import STAGE2_MODES, Config, config_to_dict, to_toml
+from .checkpoint import write_text_atomic
+from .config import STAGE2_MODES, Config
+from .config_io import config_to_dict, to_toml
 from .data import DeviceData, load_long_tailed, to_device
-from .engine import (
-    EpochCallback,
-    Runtime,
-    derive_seed,
-    setup_runtime,
-    teardown_runtime,
-    write_text_atomic,
+from .distributed import Runtime, setup_runtime, teardown_runtime
+from .engine import EpochCallback, PhaseOptions, derive_seed
+from .evaluate import (
+    Metrics,
+    ShotThresholds,
+    Validator,
+    evaluate_predictions,
+    predict,
+    shot_thresholds,
 )
-from .evaluate import Metrics, ShotThresholds, evaluate_predictions, predict, shot_thresholds
 from .models import Classifier, Encoder, ProjectionHead, build_encoder
 from .report import write_report
 from .stage1 import train_stage1
@@ -45,7 +48,13 @@ __all__ = ["ExperimentResult", "run_experiment"]
 # Keys that may change between an interrupted run and its --resume without changing results.
 # run.methods may grow: finished phases are loaded from their checkpoints, new ones trained, so
 # methods trained by separate (even concurrent) invocations end up in one comparison.
-_RESUME_FREE = {("run", "resume"), ("run", "progress"), ("run", "threads"), ("run", "methods")}
+_RESUME_FREE = {
+    ("run", "resume"),
+    ("run", "progress"),
+    ("run", "threads"),
+    ("run", "methods"),
+    ("run", "save_every"),
+}
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,19 @@ class _Experiment:
         self.host = load_long_tailed(config.data)
         self.data: DeviceData = to_device(self.host, runtime.device)
         self.mean, self.std = self.data.channel_stats()
-        self.thresholds = shot_thresholds(config.eval, self.host.train_counts[0])
+        self.thresholds = shot_thresholds(config.eval, self.host.train_counts)
+        d = self.data
+        self.validator = Validator(
+            d.x_val, d.y_val, d.x_train, d.y_train, self.host.train_counts, self.thresholds,
+            config.eval.batch_size,
+        )  # fmt: skip
+        self.options = PhaseOptions(
+            resume=config.run.resume,
+            callback=callback,
+            save_every=config.run.save_every,
+            val_every=config.eval.val_every,
+            validator=self.validator,
+        )
         self._pretrained: Encoder | None = None
         self.stage1_seconds = 0.0
 
@@ -122,8 +143,7 @@ class _Experiment:
                 self.data,
                 self.runtime,
                 self.directory / "stage1",
-                resume=self.config.run.resume,
-                callback=self.callback,
+                self.options,
             )
             self._pretrained = encoder
             self.stage1_seconds = time.perf_counter() - began
@@ -131,19 +151,10 @@ class _Experiment:
 
     def train(self, method: str) -> nn.Module:
         cfg, rt, directory = self.config, self.runtime, self.directory / method
-        resume, num_classes = cfg.run.resume, self.host.num_classes
+        options, num_classes = self.options, self.host.num_classes
         if method == "ce":
             model = Classifier(self.new_encoder("ce-init"), num_classes).to(rt.device)
-            train_cross_entropy(
-                cfg.ce,
-                cfg.augment,
-                model,
-                self.data,
-                rt,
-                directory,
-                resume=resume,
-                callback=self.callback,
-            )
+            train_cross_entropy(cfg.ce, cfg.augment, model, self.data, rt, directory, options)
             return model
         encoder = self.pretrained()
         torch.manual_seed(derive_seed(cfg.run.seed, f"{method}-head"))
@@ -156,9 +167,8 @@ class _Experiment:
                 self.data,
                 rt,
                 directory,
+                options,
                 feature_batch=cfg.eval.batch_size,
-                resume=resume,
-                callback=self.callback,
             )
             return nn.Sequential(encoder, head)
         model = Classifier(copy.deepcopy(encoder), num_classes).to(rt.device)
@@ -170,8 +180,7 @@ class _Experiment:
             STAGE2_MODES[method],
             rt,
             directory,
-            resume=resume,
-            callback=self.callback,
+            options,
         )
         return model
 
@@ -183,6 +192,10 @@ class _Experiment:
             predictions, self.host.y_test, self.host.train_counts, self.thresholds
         )
         return metrics, confusion.reshape(c, c)
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """The final model's validation accuracies (empty without validation images)."""
+        return {} if self.validator.empty else self.validator.classifier(model)
 
 
 def run_experiment(config: Config, *, callback: EpochCallback | None = None) -> ExperimentResult:
@@ -231,6 +244,7 @@ def run_experiment(config: Config, *, callback: EpochCallback | None = None) -> 
         metrics: dict[str, Metrics] = {}
         models: dict[str, nn.Module] = {}
         seconds: dict[str, float] = {}
+        validation: dict[str, dict[str, float]] = {}
         for method in r.methods:
             began, stage1_before = time.perf_counter(), experiment.stage1_seconds
             models[method] = experiment.train(method)
@@ -239,8 +253,10 @@ def run_experiment(config: Config, *, callback: EpochCallback | None = None) -> 
             seconds[method] = time.perf_counter() - began - stage1_share
             if runtime.is_main:
                 metrics[method], confusion = experiment.evaluate(models[method])
+                validation[method] = experiment.validate(models[method])
                 payload = {
                     **metrics[method].to_dict(),
+                    "validation": validation[method],
                     "seconds": seconds[method],
                     "confusion": confusion.tolist(),  # rows: true class, columns: predicted
                 }
@@ -255,6 +271,8 @@ def run_experiment(config: Config, *, callback: EpochCallback | None = None) -> 
                 "k_per_class": k,
                 "device": str(runtime.device),
                 "world_size": runtime.world_size,
+                "threads": torch.get_num_threads(),
+                "validation": validation,
             }
             table = write_report(directory, metrics, experiment.thresholds, experiment.host, extra)
         runtime.barrier()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .checkpoint import write_bytes_atomic, write_text_atomic
 from .data import LongTailData
 from .evaluate import Metrics, ShotThresholds
 
@@ -46,9 +48,11 @@ def markdown_table(
     }
     lines = [
         f"Training images per class (head to tail): {', '.join(map(str, data.train_counts))}; "
-        f"test images: {len(data.y_test)}.",
+        f"validation images: {len(data.y_val)}; test images: {len(data.y_test)}.",
+        f"Data — {'; '.join(data.notes)}." if data.notes else "",
         f"Shot groups — {thresholds.describe()}.",
     ]
+    lines = [line for line in lines if line]
     for g in ("many", "medium", "few"):
         lines.append(f"- {g}: {', '.join(members[g]) if members[g] else 'no classes'}")
     lines += [
@@ -94,7 +98,7 @@ def write_plots(results: Mapping[str, Metrics], data: LongTailData, directory: P
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     fig.tight_layout()
     paths.append(directory / "per_class_accuracy.png")
-    fig.savefig(paths[-1], dpi=120)
+    _save_figure(fig, paths[-1])
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(max(5.0, 0.5 * len(names)), 3))
@@ -105,9 +109,15 @@ def write_plots(results: Mapping[str, Metrics], data: LongTailData, directory: P
     ax.set_title("Long-tailed training set")
     fig.tight_layout()
     paths.append(directory / "class_counts.png")
-    fig.savefig(paths[-1], dpi=120)
+    _save_figure(fig, paths[-1])
     plt.close(fig)
     return paths
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=120, format="png")
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def write_report(
@@ -119,15 +129,16 @@ def write_report(
 ) -> str:
     """Write results.md, results.json and the plots into ``directory``; return the Markdown."""
     table = markdown_table(results, thresholds, data)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "results.md").write_text(table)
+    write_text_atomic(directory / "results.md", table)
     payload = {
         "methods": {k: v.to_dict() for k, v in results.items()},
         "class_names": list(data.class_names),
         "train_counts": list(data.train_counts),
         "thresholds": {"many": thresholds.many, "few": thresholds.few, "note": thresholds.note},
+        "data_notes": list(data.notes),
+        "validation_images": int(len(data.y_val)),
         **extra,
     }
-    (directory / "results.json").write_text(json.dumps(payload, indent=1, allow_nan=True) + "\n")
+    write_text_atomic(directory / "results.json", json.dumps(payload, indent=1) + "\n")
     write_plots(results, data, directory)
     return table

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -23,23 +22,25 @@ import ipdpp
 from .augment import weak_augment
 from .config import AugmentConfig, Stage2Config
 from .data import DeviceData
+from .distributed import Runtime, broadcast_object
 from .engine import (
-    EpochCallback,
     Phase,
-    Runtime,
+    PhaseOptions,
+    Schedule,
     derive_seed,
     iterate,
-    lr_at,
     make_generator,
+    make_schedule,
     param_groups,
     run_phase,
     set_lr,
+    validation,
 )
 from .evaluate import predict
 from .models import Classifier
 from .samplers import shard, shuffled_batches
 
-__all__ = ["default_k_per_class", "supervised_epoch", "train_stage2"]
+__all__ = ["default_k_per_class", "steps_per_epoch", "supervised_epoch", "train_stage2"]
 
 #: The paper's subset size: k = 10 * N_min items per class (PAPER.md, stage 2).
 K_PER_MIN_CLASS = 10
@@ -56,6 +57,12 @@ def default_k_per_class(train_counts: tuple[int, ...]) -> int:
     return K_PER_MIN_CLASS * min(train_counts)
 
 
+def steps_per_epoch(n: int, batch_size: int, runtime: Runtime) -> int:
+    """Optimiser steps of one :func:`supervised_epoch` over ``n`` images on each process."""
+    batches = -(-n // batch_size)
+    return batches if runtime.world_size == 1 else batches // runtime.world_size
+
+
 def supervised_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -64,22 +71,21 @@ def supervised_epoch(
     batch_size: int,
     augment: AugmentConfig | None,
     runtime: Runtime,
-    schedule: tuple[float, int, int, int],
+    schedule: Schedule,
+    epoch: int,
     purpose: str,
 ) -> dict[str, float]:
     """One cross-entropy epoch over ``data.x_train[indices]`` (shared with the CE baseline).
 
-    ``schedule`` is (base_lr, epoch, warmup_epochs, total_epochs); ``augment`` None trains
-    on the raw images.
+    ``augment`` None trains on the raw images; ``schedule`` gives the rate of every step.
     """
-    base_lr, epoch, warmup, total = schedule
     model.train()
     order = shuffled_batches(len(indices), batch_size, derive_seed(runtime.seed, purpose), epoch)
     batches = shard([indices[b] for b in order], runtime.rank, runtime.world_size)
     g = make_generator(runtime, purpose, epoch)
-    loss_sum, correct, count, lr = 0.0, 0, 0, base_lr
+    loss_sum, correct, count, lr = 0.0, 0, 0, schedule.base_lr
     for step, idx in iterate(batches, runtime.device):
-        lr = lr_at(base_lr, epoch, step, len(batches), warmup, total)
+        lr = schedule.lr(epoch, step)
         set_lr(optimizer, lr)
         x, y = data.x_train[idx], data.y_train[idx]
         if augment is not None:
@@ -119,15 +125,6 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
-def _broadcast(obj: Any, runtime: Runtime) -> Any:
-    """Rank 0's ``obj`` on every rank (identity without a process group)."""
-    if not runtime.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def train_stage2(
     config: Stage2Config,
     augment: AugmentConfig,
@@ -136,18 +133,16 @@ def train_stage2(
     mode: str,
     runtime: Runtime,
     directory: Path,
-    *,
-    resume: bool = False,
-    callback: EpochCallback | None = None,
+    options: PhaseOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Re-train ``model`` (in place) on class-balanced subsets; returns the per-epoch log.
 
     Parameters
     ----------
     config : Stage2Config
-        Epochs, R (``resample_every``), k (``k_per_class``; None: 10 x the smallest class),
-        IP-DPP ``alpha``, and ``finetune``: ``"full"`` trains encoder and head, ``"classifier"``
-        only the head (the encoder then stays in eval mode).
+        Epochs (or ``steps``), R (``resample_every``, in epochs), k (``k_per_class``; None:
+        10 x the smallest class), IP-DPP ``alpha``, and ``finetune``: ``"full"`` trains encoder
+        and head, ``"classifier"`` only the head (the encoder then stays in eval mode).
     augment : AugmentConfig
         Random crop (+ flip) on the subset's images.
     model : Classifier
@@ -161,8 +156,8 @@ def train_stage2(
         mean p of the whole set, and, over the classes larger than k (the only ones sampled),
         the class-averaged mean p of all items (``mean_p_sampled_classes``) and of the chosen
         ones (``mean_p_chosen``): IP-DPP should choose below the class mean, random at it.
-    resume : bool
-    callback : callable, optional
+    options : PhaseOptions, optional
+        Resume, checkpoint interval, validation.
 
     Notes
     -----
@@ -180,9 +175,15 @@ def train_stage2(
     trainable: nn.Module = model if config.finetune == "full" else model.head
     wrapped: nn.Module = DistributedDataParallel(model) if runtime.distributed else model
     optimizer = torch.optim.AdamW(param_groups([trainable], config.weight_decay), lr=config.lr)
+    options = options or PhaseOptions()
     labels = data.host.y_train
     k = config.k_per_class or default_k_per_class(data.host.train_counts)
     state: dict[str, Any] = {"subset": None}
+    # Every subset holds min(k, N_c) items of each class c, so every epoch has as many steps.
+    subset_size = sum(min(k, n) for n in data.host.train_counts)
+    schedule = make_schedule(
+        config, config.lr, steps_per_epoch(subset_size, config.batch_size, runtime)
+    )
 
     def draw(round_index: int) -> tuple[np.ndarray, dict[str, float]]:
         p = predict(model, data.x_train, SCORE_BATCH, probabilities_of=data.y_train)
@@ -212,7 +213,7 @@ def train_stage2(
         record: dict[str, Any] = {}
         if epoch % config.resample_every == 0 or state["subset"] is None:
             drawn = draw(epoch // config.resample_every) if runtime.is_main else None
-            subset, stats = _broadcast(drawn, runtime)
+            subset, stats = broadcast_object(drawn, runtime)
             state["subset"] = subset
             record.update(stats)
         record.update(
@@ -224,7 +225,8 @@ def train_stage2(
                 config.batch_size,
                 augment,
                 runtime,
-                (config.lr, epoch, config.warmup_epochs, config.epochs),
+                schedule,
+                epoch,
                 f"stage2-{mode}",
             )
         )
@@ -233,11 +235,12 @@ def train_stage2(
     phase = Phase(
         name=f"stage2 ({mode})",
         directory=directory,
-        epochs=config.epochs,
+        epochs=schedule.epochs,
         modules={"model": model},
         optimizer=optimizer,
         run_epoch=run_epoch,
         get_state=lambda: {"subset": state["subset"]},
         set_state=lambda saved: state.update(subset=saved["subset"]),
+        validate=validation(options, lambda v: v.classifier(model)),
     )
-    return run_phase(phase, runtime, resume, callback)
+    return run_phase(phase, runtime, options)
