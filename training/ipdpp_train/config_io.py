@@ -6,10 +6,9 @@ to a default; values are checked against the field types of :mod:`ipdpp_train.co
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -24,10 +23,8 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
-    "dumps_json",
     "load_config",
     "to_toml",
-    "with_section",
 ]
 
 
@@ -168,11 +165,6 @@ def _drop_none(table: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def with_section(config: Config, section: str, **changes: Any) -> Config:
-    """A copy of ``config`` with fields of one section replaced (validated again)."""
-    return replace(config, **{section: replace(getattr(config, section), **changes)})
-
-
 def to_toml(config: Config) -> str:
     """The config as TOML text (None values are omitted: they mean "the default")."""
     lines: list[str] = []
@@ -183,8 +175,3 @@ def to_toml(config: Config) -> str:
                 lines.append(f"{key} = {json.dumps(value)}")
         lines.append("")
     return "\n".join(lines)
-
-
-def dumps_json(config: Config) -> str:
-    """The config as indented JSON."""
-    return json.dumps(dataclasses.asdict(config), indent=2)
