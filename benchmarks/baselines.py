@@ -1,26 +1,19 @@
 """Plain numpy and PyTorch k-DPP samplers: the baselines ipdpp is measured against.
 
-These are what a competent user would write from Kulesza & Taskar (2012, Alg. 1 and 8) and the
-projection-DPP chain rule, without a compiled extension: vectorised, one pass over the selected
-eigenvectors (one GEMV) per step, nothing recomputed that can be kept. They are exact samplers
-(``tests/test_benchmarks_quick.py`` checks them with a chi-square test against enumeration), so
-the speed comparison is between correct implementations of the same algorithm:
+What a competent user would write from Kulesza & Taskar (2012, Alg. 1 and 8) without a compiled
+extension: vectorised, one GEMV over the selected eigenvectors per step, nothing recomputed that
+can be kept. They are exact (``tests/test_benchmarks_quick.py`` checks them against enumeration),
+so the comparison is between correct implementations of the same algorithm:
 
-1. Setup, once per kernel. Dual Gram ``C = B^T B`` (d x d), ``C = U diag(lam) U^T``, eigenvalues
-   below ``lam.max() * d * eps`` dropped (the rank rule of ``numpy.linalg.matrix_rank`` applied
-   to the Gram's eigenvalues), eigenvectors of ``L = B B^T``: ``V = B U diag(lam)^{-1/2}`` (n x r).
-2. Eigenvector selection, per sample, from a table of elementary symmetric polynomials (ESPs)
-   that is computed once per ``k`` in log space, so that no finite spectrum overflows.
-3. Sequential phase, per sample, O(n k^2): with residual leverage scores ``res_i`` (initially the
-   squared row norms of the selected eigenvectors ``V_S``), draw ``j ~ res``; Gram-Schmidt
-   ``V_S[j]`` against the directions chosen so far (in k-space); one GEMV ``u = V_S w``;
-   ``res -= u**2``.
+1. Setup: dual Gram ``B^T B = U diag(lam) U^T``, eigenvalues at most ``lam.max() * d * eps``
+   dropped (numpy.linalg.matrix_rank's rule), ``V = B U diag(lam)^{-1/2}`` (n x r).
+2. Eigenvector selection per sample, from an ESP table computed once per k in log space.
+3. Sequential phase, O(n k^2): draw ``j`` by the residual leverage scores of the selected
+   ``V_S``, Gram-Schmidt ``V_S[j]`` against the earlier directions, one GEMV, update residuals.
 
-The batched torch sampler runs S independent samples at once. The samples select different
-eigenvectors, so they cannot share an n x k matrix; instead every direction lives in the
-r-dimensional eigen-coordinates (zero outside that sample's selection), and a step is one
-``(n x r) @ (r x S)`` GEMM over the shared ``V``. That does r/k times the flops of S separate
-GEMVs but reads ``V`` once per step, which is what makes batching pay.
+The batched torch sampler keeps every direction in the r eigen-coordinates (masked to its own
+selection), so a step is one ``(n x r) @ (r x S)`` GEMM over the shared ``V``: r/k times the
+flops of S GEMVs, but ``V`` is read once per step, which is what makes batching pay.
 """
 
 from __future__ import annotations
@@ -32,13 +25,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = [
-    "NumpyKDPP",
-    "TorchKDPP",
-    "dual_eigh",
-    "esp_acceptance_table",
-    "select_eigenvectors",
-]
+__all__ = ["NumpyKDPP", "TorchKDPP", "dual_eigh", "esp_acceptance_table", "select_eigenvectors"]
 
 
 def _rank_tolerance(largest: float, size: int, eps: float) -> float:
@@ -47,20 +34,7 @@ def _rank_tolerance(largest: float, size: int, eps: float) -> float:
 
 
 def dual_eigh(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nonzero eigenpairs of ``L = B B^T`` through the d x d dual Gram matrix.
-
-    Parameters
-    ----------
-    features : numpy.ndarray, shape (n, d), float32 or float64
-        The feature matrix ``B``; computations run in its dtype.
-
-    Returns
-    -------
-    eigenvalues : numpy.ndarray, shape (r,)
-        Nonzero eigenvalues of ``L``, ascending.
-    eigenvectors : numpy.ndarray, shape (n, r)
-        Matching orthonormal eigenvectors of ``L``.
-    """
+    """Nonzero eigenvalues (r,), ascending, and eigenvectors (n, r) of ``L = B B^T`` (n, d)."""
     gram = features.T @ features
     lam, u = np.linalg.eigh(gram)
     keep = lam > _rank_tolerance(float(lam[-1]), gram.shape[0], float(np.finfo(lam.dtype).eps))
@@ -71,23 +45,11 @@ def dual_eigh(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def esp_acceptance_table(eigenvalues: np.ndarray, k: int) -> np.ndarray:
     """Acceptance probabilities of the k-DPP eigenvector selection (Kulesza & Taskar, Alg. 8).
 
-    Parameters
-    ----------
-    eigenvalues : numpy.ndarray, shape (r,)
-        Nonnegative eigenvalues of ``L``.
-    k : int
-        Sample size, ``1 <= k <= r``.
-
-    Returns
-    -------
-    numpy.ndarray, shape (k + 1, r), float64
-        ``table[l, m] = lam_m e_{l-1}(lam_0..lam_{m-1}) / e_l(lam_0..lam_m)``: the probability of
-        keeping eigenvector ``m`` when ``l`` are still to be chosen among ``0..m``. Row 0 is unused.
-
-    Notes
-    -----
-    The ESPs are carried in log space (``logaddexp`` recursion), so eigenvalues from 1e-300 to
-    1e300 and any ``k`` work; a zero ESP is ``-inf`` and yields probability 0, never NaN.
+    For eigenvalues (r,) of ``L`` and ``1 <= k <= r``, returns the (k + 1, r) float64 table
+    ``table[l, m] = lam_m e_{l-1}(lam_0..lam_{m-1}) / e_l(lam_0..lam_m)``: the probability of
+    keeping eigenvector m when l are still to be chosen among 0..m (row 0 unused). The ESPs are
+    carried in log space, so eigenvalues from 1e-300 to 1e300 and any k work; a zero ESP is
+    ``-inf`` and yields probability 0, never NaN.
     """
     lam = np.asarray(eigenvalues, dtype=np.float64)
     r = lam.size
@@ -109,20 +71,10 @@ def esp_acceptance_table(eigenvalues: np.ndarray, k: int) -> np.ndarray:
 
 
 def select_eigenvectors(table: list[list[float]], uniforms: np.ndarray) -> np.ndarray:
-    """Indices of the eigenvectors one k-DPP sample uses (Kulesza & Taskar, Alg. 8).
+    """The (k,) int64 indices, ascending, of the eigenvectors one k-DPP sample uses.
 
-    Parameters
-    ----------
-    table : list of lists of float, shape (k + 1, r)
-        ``esp_acceptance_table(...).tolist()``: the loop is scalar, and Python lists index
-        several times faster than an array.
-    uniforms : numpy.ndarray, shape (r,)
-        Independent Uniform[0, 1) draws, one per eigenvalue.
-
-    Returns
-    -------
-    numpy.ndarray, shape (k,), int64
-        Selected eigenvector indices, ascending.
+    ``table`` is ``esp_acceptance_table(...).tolist()`` (the loop is scalar, and Python lists
+    index several times faster than an array); ``uniforms`` (r,) are Uniform[0, 1) draws.
     """
     need = len(table) - 1
     chosen = np.empty(need, dtype=np.int64)
@@ -137,11 +89,7 @@ def select_eigenvectors(table: list[list[float]], uniforms: np.ndarray) -> np.nd
 
 
 class _AcceptanceTables:
-    """``rank`` and the per-``k`` cache of ESP acceptance tables, shared by both baselines.
-
-    Subclasses provide ``_host_eigenvalues`` (numpy float64, shape (r,): the nonzero eigenvalues
-    of ``L``, on the host, where the eigenvector selection runs) and an empty ``_tables`` dict.
-    """
+    """``rank`` and the per-k ESP tables of ``_host_eigenvalues`` (float64, on the host)."""
 
     _host_eigenvalues: np.ndarray
     _tables: dict[int, list[list[float]]]
@@ -160,21 +108,11 @@ class _AcceptanceTables:
 class NumpyKDPP(_AcceptanceTables):
     """k-DPP sampler for ``L = B B^T`` (or a dense ``L``) in plain numpy.
 
-    Parameters
-    ----------
-    features : numpy.ndarray, shape (n, d), float32 or float64
-        The feature matrix ``B``. Setup (dual Gram + ``eigh``) runs in the constructor.
+    ``features`` is ``B``, shape (n, d), float32 or float64; setup (dual Gram + ``eigh``) runs
+    in the constructor and leaves ``eigenvalues`` (r,) and ``eigenvectors`` (n, r).
 
-    Attributes
-    ----------
-    eigenvalues : numpy.ndarray, shape (r,)
-    eigenvectors : numpy.ndarray, shape (n, r)
-
-    Examples
-    --------
     >>> rng = np.random.default_rng(0)
-    >>> sampler = NumpyKDPP(rng.standard_normal((50, 8)))
-    >>> sampler.sample(3, rng).shape
+    >>> NumpyKDPP(rng.standard_normal((50, 8))).sample(3, rng).shape
     (3,)
     """
 
@@ -203,25 +141,7 @@ class NumpyKDPP(_AcceptanceTables):
         return self.eigenvalues
 
     def sample(self, k: int, rng: np.random.Generator) -> np.ndarray:
-        """Draw one k-DPP sample.
-
-        Parameters
-        ----------
-        k : int
-            Sample size, ``0 <= k <= rank``.
-        rng : numpy.random.Generator
-            Source of randomness.
-
-        Returns
-        -------
-        numpy.ndarray, shape (k,), int64
-            Sorted item indices.
-
-        Raises
-        ------
-        ValueError
-            If ``k`` is outside ``[0, rank]``.
-        """
+        """One k-DPP sample (``0 <= k <= rank``): sorted item indices, shape (k,), int64."""
         if k == 0:
             return np.empty(0, dtype=np.int64)
         chosen = select_eigenvectors(self._table(k), rng.random(self.rank))
@@ -229,19 +149,7 @@ class NumpyKDPP(_AcceptanceTables):
 
 
 def projection_sample_numpy(basis: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One sample of the projection DPP with kernel ``basis @ basis.T``.
-
-    Parameters
-    ----------
-    basis : numpy.ndarray, shape (n, k)
-        Orthonormal columns; the sample has exactly k items.
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    numpy.ndarray, shape (k,), int64
-        Sorted item indices.
-    """
+    """One sample, sorted (k,) int64, of the projection DPP of orthonormal ``basis`` (n, k)."""
     n, k = basis.shape
     residual = np.einsum("ij,ij->i", basis, basis)  # leverage scores, summing to k
     directions = np.empty((k, k), dtype=basis.dtype)
@@ -283,20 +191,12 @@ def _draw_proportional(weights: torch.Tensor, gen: torch.Generator) -> torch.Ten
 class TorchKDPP(_AcceptanceTables):
     """k-DPP sampler for ``L = B B^T`` in plain PyTorch, on the CPU or a CUDA device.
 
-    Parameters
-    ----------
-    features : torch.Tensor or numpy.ndarray, shape (n, d), float32 or float64
-        The feature matrix ``B``. A tensor is used where it lives; a numpy array is moved to
-        ``device``. Setup (``B.T @ B`` + ``torch.linalg.eigh``) runs in the constructor.
-    device : str or torch.device, optional
-        Where to run when ``features`` is a numpy array (default "cpu").
-
-    Notes
-    -----
-    The eigenvector selection loops over r <= d scalars and runs on the host (numpy); the
-    sequential phase runs on the device with no host synchronisation until the result is copied
-    back. Items are drawn by inverse CDF (``cumsum`` + ``searchsorted``), which on the CPU is
-    about 15 times faster than ``torch.multinomial`` at n = 1e5.
+    ``features`` is ``B``, shape (n, d), float32 or float64: a tensor is used where it lives, a
+    numpy array is moved to ``device``; setup (``B.T @ B`` + ``torch.linalg.eigh``) runs in the
+    constructor. The eigenvector selection (r <= d scalars) runs on the host; the sequential
+    phase runs on the device with no host synchronisation. Items are drawn by inverse CDF
+    (``cumsum`` + ``searchsorted``): on the CPU about 15 times faster than ``torch.multinomial``
+    at n = 1e5.
     """
 
     def __init__(self, features: Any, device: Any = "cpu") -> None:
@@ -327,19 +227,9 @@ class TorchKDPP(_AcceptanceTables):
         return np.random.default_rng(seed), gen
 
     def sample(self, k: int, seed: int) -> torch.Tensor:
-        """Draw one k-DPP sample.
+        """One k-DPP sample: sorted indices, shape (k,), int64, on the sampler's device.
 
-        Parameters
-        ----------
-        k : int
-            Sample size, ``1 <= k <= rank``.
-        seed : int
-            Seeds both the host (selection) and device (sequential phase) generators.
-
-        Returns
-        -------
-        torch.Tensor, shape (k,), int64, on the sampler's device
-            Sorted item indices.
+        ``seed`` seeds both the host (selection) and device (sequential phase) generators.
         """
         torch = self._torch
         host_rng, gen = self.generator(seed)
@@ -362,27 +252,7 @@ class TorchKDPP(_AcceptanceTables):
         return torch.sort(items).values
 
     def sample_batch(self, k: int, num_samples: int, seed: int) -> torch.Tensor:
-        """Draw ``num_samples`` independent k-DPP samples in lock step.
-
-        Parameters
-        ----------
-        k : int
-            Sample size, ``1 <= k <= rank``.
-        num_samples : int
-            Batch size S.
-        seed : int
-            Seeds the host and device generators.
-
-        Returns
-        -------
-        torch.Tensor, shape (S, k), int64, on the sampler's device
-            One sorted sample per row.
-
-        Notes
-        -----
-        Every sample's directions live in the r eigen-coordinates, masked to its own selected
-        eigenvectors, so each step is one ``(n x r) @ (r x S)`` product over the shared ``V``.
-        """
+        """``num_samples`` (S) independent k-DPP samples in lock step: (S, k) int64, sorted rows."""
         torch = self._torch
         host_rng, gen = self.generator(seed)
         table = self._table(k)

@@ -1,63 +1,28 @@
-"""What a benchmark run measures: the configuration matrix, presets and budgets.
+"""What a benchmark run measures: presets, the options that change them, and their settings.
 
-Kept free of heavy imports: ``benchmarks.compare`` builds a :class:`Settings` before numpy is
-loaded, so that the thread variables are in place when BLAS starts.
+The options are declared once, here, and added both to ``python -m benchmarks.compare`` (as
+``--n``, ``--budget`` ...) and to the pytest suite (as ``--bench-n``, ``--bench-budget`` ...);
+the comparison command passes the options it was given on to the suite. Nothing heavy is
+imported, so that the comparison can set the thread variables before numpy loads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Callable
 
-__all__ = ["PRESETS", "Settings"]
+__all__ = ["PRESETS", "Settings", "add_options", "pytest_args", "settings_from"]
 
 
 @dataclass(frozen=True)
 class Settings:
-    """One benchmark run.
+    """One benchmark run (every field is an option; see :data:`OPTIONS` for what each means).
 
-    Attributes
-    ----------
-    sizes, dims, ks : tuple of int
-        The matrix: ground-set sizes n, feature dimensions d, sample sizes k. Every (n, d, k)
-        with k <= d is measured (a rank-d kernel has no k-DPP with k > d).
-    repeats : int
-        Timed repeats per measurement; the median is reported.
-    min_time : float
-        Seconds each repeat lasts at least (fast calls are looped).
-    budget : float
-        Seconds one measurement (one sampler at one (n, d, k), or one setup) may take; a
-        measurement predicted to exceed it is skipped and marked "skipped (>budget)".
-    batch_size : int
-        Samples per call in the batch-throughput measurement (0 disables it).
-    threads : int
-        Threads for every library (BLAS, OpenMP, torch, ipdpp).
-    device : str
-        "cpu", "cuda" or "all".
-    dtype : str
-        "float32" or "float64" features (default: float64 on the CPU, float32 on CUDA).
-    seed : int
-        Seed of the features and samplers.
-    balanced : str
-        "full", "quick", "tiny" or "off": which ``balanced_subset`` problems run.
-    balanced_loop_classes : int
-        How many classes the per-class DPPy / numpy loops time before extrapolating.
-    balanced_modes : tuple of str
-        ``mode=`` values of ``ipdpp.balanced_subset`` timed.
-    dppy_modes : tuple of str
-        DPPy modes compared ("GS_bis", optionally "GS", "KuTa12").
-    ipdpp_methods : tuple of str
-        ``method=`` values of ``ipdpp.sample_k_dpp`` compared.
-    only : tuple of str
-        If not empty, only the families or samplers with these keys run.
-    out : Path
-        Output folder.
-    note : str
-        Free text for the report header (e.g. "shared machine").
-    progress : bool
-        Show a progress bar on stderr.
-    preset : str
-        The preset the run started from ("full", "quick", "tiny"), for the report.
+    Every (n, d, k) of ``sizes x dims x ks`` with ``k <= min(n, d)`` is measured (a rank-d
+    kernel has no k-DPP with k > d). A measurement predicted to take longer than ``budget``
+    seconds is skipped; ``repeats`` timed rounds, each at least ``min_time`` long, give a median.
     """
 
     sizes: tuple[int, ...]
@@ -67,77 +32,104 @@ class Settings:
     min_time: float
     budget: float
     batch_size: int
-    threads: int = 1
-    device: str = "cpu"
-    dtype: str = "float64"
-    seed: int = 0
-    balanced: str = "full"
-    balanced_loop_classes: int = 60
-    balanced_modes: tuple[str, ...] = ("exact", "paper", "random", "greedy")
+    balanced: str
+    balanced_loop_classes: int
+    balanced_modes: tuple[str, ...]
     dppy_modes: tuple[str, ...] = ("GS_bis",)
     ipdpp_methods: tuple[str, ...] = ("sequential", "rejection", "auto")
+    threads: int = 1
+    device: str = "cpu"
+    dtype: str = ""  # "" = float64 on the CPU, float32 on CUDA
+    seed: int = 0
     only: tuple[str, ...] = ()
-    out: Path = Path("benchmarks/results")
     note: str = ""
-    progress: bool = True
     preset: str = "full"
 
     def __post_init__(self) -> None:
-        for name in ("sizes", "dims", "ks"):
-            values = getattr(self, name)
-            if not values or any(int(v) != v or v < 1 for v in values):
-                raise ValueError(f"{name} must be positive integers; got {values!r}")
-        if self.repeats < 1:
-            raise ValueError(f"repeats must be >= 1; got {self.repeats}")
-        if self.budget <= 0 or self.min_time < 0:
-            raise ValueError("budget must be > 0 and min_time >= 0")
-        if self.batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0; got {self.batch_size}")
-        if self.device not in ("cpu", "cuda", "all"):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'all'; got {self.device!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64'; got {self.dtype!r}")
-        if self.balanced not in ("full", "quick", "tiny", "off"):
-            raise ValueError(f"balanced must be full, quick, tiny or off; got {self.balanced!r}")
+        if self.repeats < 1 or self.budget <= 0 or self.min_time < 0 or self.batch_size < 0:
+            raise ValueError("repeats must be >= 1, budget > 0, min_time and batch_size >= 0")
+        if not self.dtype:
+            object.__setattr__(self, "dtype", "float32" if self.device == "cuda" else "float64")
 
 
-# The issue's matrix: n in {1e3, 1e4, 1e5, 1e6}, d in {64, 256}, k in {10, 100}.
-PRESETS: dict[str, dict[str, object]] = {
-    "full": dict(
-        sizes=(1_000, 10_000, 100_000, 1_000_000),
-        dims=(64, 256),
-        ks=(10, 100),
-        repeats=5,
-        min_time=0.05,
-        budget=70.0,
-        batch_size=64,
-        balanced="full",
-        balanced_loop_classes=60,
-    ),
-    # About a minute on a 2-core machine.
-    "quick": dict(
-        sizes=(1_000, 10_000, 100_000),
-        dims=(64,),
-        ks=(10, 50),
-        repeats=3,
-        min_time=0.02,
-        budget=3.0,
-        batch_size=16,
-        balanced="quick",
-        balanced_loop_classes=10,
-        # "paper" decomposes every class's dense kernel (O(N_c^3)): a minute here, not quick.
-        balanced_modes=("exact", "random", "greedy"),
-    ),
-    # Seconds: for the tests, so that the harness cannot rot.
-    "tiny": dict(
-        sizes=(200, 600),
-        dims=(16,),
-        ks=(4,),
-        repeats=2,
-        min_time=0.0,
-        budget=2.0,
-        batch_size=8,
-        balanced="tiny",
-        balanced_loop_classes=3,
-    ),
-}
+_MODES = ("exact", "paper", "random", "greedy")
+_PRESET_FIELDS = ("sizes", "dims", "ks", "repeats", "min_time", "budget", "batch_size",
+                  "balanced", "balanced_loop_classes", "balanced_modes")  # fmt: skip
+# full: n in {1e3, 1e4, 1e5, 1e6}, d in {64, 256}, k in {10, 100}, about 15 minutes on 2 cores.
+# quick: about a minute ("paper" decomposes every class's dense kernel, O(N_c^3): not quick).
+# gpu: a GPU's share of a short device lease, at the sizes the GPU goals name.
+# tiny: seconds, for the tests, so that the harness cannot rot.
+PRESETS: dict[str, dict[str, Any]] = {
+    name: dict(zip(_PRESET_FIELDS, values))
+    for name, values in {
+        "full": ((1_000, 10_000, 100_000, 1_000_000), (64, 256), (10, 100), 5, 0.05, 70.0, 64,
+                 "full", 60, _MODES),
+        "quick": ((1_000, 10_000, 100_000), (64,), (10, 50), 3, 0.02, 3.0, 16, "quick", 10,
+                  ("exact", "random", "greedy")),
+        "gpu": ((10_000, 100_000, 1_000_000), (256,), (10, 50, 100), 5, 0.02, 8.0, 64, "full", 1,
+                ("exact",)),
+        "tiny": ((200, 600), (16,), (4,), 2, 0.0, 2.0, 8, "tiny", 3, _MODES),
+    }.items()
+}  # fmt: skip
+
+
+def _count(text: str) -> int:
+    """A positive integer that may be written as 1e5 or 100_000."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        value = 0.0
+    if value != int(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return int(value)
+
+
+# (flag without prefix, Settings field, argparse keywords). None as a value means "the preset's".
+OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("preset", "preset", dict(choices=sorted(PRESETS), help="sizes and budgets (default full)")),
+    ("n", "sizes", dict(type=_count, nargs="+", help="ground-set sizes")),
+    ("d", "dims", dict(type=_count, nargs="+", help="feature dimensions")),
+    ("k", "ks", dict(type=_count, nargs="+", help="sample sizes")),
+    ("device", "device", dict(choices=("cpu", "cuda", "all"), help="default cpu")),
+    ("dtype", "dtype", dict(choices=("float32", "float64"), help="default: f64 CPU, f32 CUDA")),
+    ("threads", "threads", dict(type=_count, help="threads for every library (default 1)")),
+    ("budget", "budget", dict(type=float, help="seconds per measurement before skipping")),
+    ("repeats", "repeats", dict(type=_count, help="timed rounds (median reported)")),
+    ("min-time", "min_time", dict(type=float, help="seconds each round lasts at least")),
+    ("batch-size", "batch_size", dict(type=int, help="samples per batch call (0: no batches)")),
+    ("balanced", "balanced", dict(choices=("full", "quick", "tiny", "off"))),
+    ("balanced-loop-classes", "balanced_loop_classes", dict(type=_count)),
+    ("balanced-modes", "balanced_modes", dict(nargs="+", choices=_MODES)),
+    ("dppy-modes", "dppy_modes", dict(nargs="*", choices=("GS_bis", "GS", "KuTa12"))),
+    ("methods", "ipdpp_methods", dict(nargs="+", choices=("sequential", "rejection", "auto"))),
+    ("only", "only", dict(nargs="+", metavar="KEY", help="only these families or samplers")),
+    ("seed", "seed", dict(type=int)),
+    ("note", "note", dict(help="text for the report header")),
+)
+
+
+def add_options(add: Callable[..., Any], prefix: str, dest_prefix: str = "") -> None:
+    """Declare every option with ``add`` (``ArgumentParser.add_argument`` or pytest's)."""
+    for flag, field, kwargs in OPTIONS:
+        add(f"{prefix}{flag}", dest=f"{dest_prefix}{field}", default=None, **kwargs)
+
+
+def settings_from(values: Mapping[str, Any], default_preset: str) -> Settings:
+    """The preset named in ``values`` (or ``default_preset``), with the given options over it."""
+    preset = values.get("preset") or default_preset
+    merged = {**PRESETS[preset], "preset": preset}
+    known = {f.name for f in fields(Settings)}
+    merged.update({k: v for k, v in values.items() if k in known and v is not None})
+    return Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in merged.items()})
+
+
+def pytest_args(values: Mapping[str, Any]) -> list[str]:
+    """The suite's ``--bench-*`` options that reproduce the given option values."""
+    args: list[str] = []
+    for flag, field, _ in OPTIONS:
+        value = values.get(field)
+        if value is None:
+            continue
+        items = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+        args += [f"--bench-{flag}", *items]
+    return args

@@ -1,73 +1,70 @@
-"""Fixtures of the pytest-benchmark suite (``pytest benchmarks --benchmark-only``).
+"""The pytest-benchmark suite's options and session (``pytest benchmarks --benchmark-only``).
 
-Prepared states (kernel + eigendecomposition) are cached for the session, a few at a time, so
-that the per-sample benchmarks of one size share one setup per family, as a user's code would.
+Every ``--bench-*`` option of :mod:`benchmarks.config` is available (default preset: quick).
+Thread pools are pinned for the whole session, measurements on a CUDA device are timed with
+CUDA events, and what did not yield a time (skipped by a budget, unavailable here, failed) is
+recorded with its reason. With ``--benchmark-json``, the JSON gets an ``ipdpp`` section: machine,
+thread pinning, settings, families and those outcomes, which ``benchmarks.report`` renders.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 
-from benchmarks.backends import Family
-from benchmarks.machine import ThreadPinning
-from benchmarks.runner import make_features
-
-# States kept alive at once: enough for the families of one size, small enough for the memory
-# of a laptop at n = 1e6 (one state holds an n x d float64 eigenvector matrix).
-_CACHED_STATES = 6
+from benchmarks.config import OPTIONS, add_options, settings_from
+from benchmarks.machine import pin_threads
+from benchmarks.suite import SESSION, Session
+from benchmarks.timing import cuda_event_clock
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--bench-large",
-        action="store_true",
-        default=False,
-        help="also benchmark n = 1e6 (several minutes; baselines become slow)",
+    add_options(parser.getgroup("ipdpp benchmarks").addoption, "--bench-", "bench_")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings = settings_from(
+        {field: config.getoption(f"bench_{field}") for _, field, _ in OPTIONS}, "quick"
     )
-    parser.addoption(
-        "--bench-threads",
-        type=int,
-        default=1,
-        help="threads for every library: BLAS, OpenMP, torch, ipdpp (default 1)",
-    )
-
-
-@pytest.fixture(scope="session", autouse=True)
-def pinned_threads(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    """Every thread pool pinned to ``--bench-threads`` for the whole session."""
-    with ThreadPinning(request.config.getoption("--bench-threads")) as pinning:
-        yield pinning.report
-
-
-class StateCache:
-    """Features and prepared family states keyed by size, least recently used evicted."""
-
-    def __init__(self) -> None:
-        self._features: dict[tuple[int, int], np.ndarray] = {}
-        self._states: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
-
-    def features(self, n: int, d: int) -> np.ndarray:
-        if (n, d) not in self._features:
-            self._features.clear()  # one feature matrix at a time
-            self._features[(n, d)] = make_features(n, d, "float64", seed=0)
-        return self._features[(n, d)]
-
-    def state(self, family: Family, n: int, d: int) -> Any:
-        key = (family.key, n, d)
-        if key not in self._states:
-            while len(self._states) >= _CACHED_STATES:
-                self._states.popitem(last=False)
-            self._states[key] = family.setup(family.load(self.features(n, d)))
-        self._states.move_to_end(key)
-        return self._states[key]
+    config.stash[SESSION] = Session(settings, pin_threads(settings.threads))
 
 
 @pytest.fixture(scope="session")
-def state_cache() -> StateCache:
-    """The session's cache of features and prepared states."""
-    return StateCache()
+def session(request: pytest.FixtureRequest) -> Session:
+    """The state the measurements of this run share."""
+    return request.config.stash[SESSION]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        case = _case(item)
+        if case is not None and case.device == "cuda":
+            item.add_marker(pytest.mark.benchmark(timer=cuda_event_clock))
+
+
+def _case(item: pytest.Item) -> Any:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("case") if callspec is not None else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    case = _case(item)
+    if case is None or call.excinfo is None or not (report.skipped or report.failed):
+        return
+    if report.skipped:
+        status, _, reason = str(getattr(call.excinfo.value, "msg", "")).partition(": ")
+    else:
+        status, reason = "error", call.excinfo.exconly().splitlines()[-1][:500]
+    entry = dict(case.info(), status=status, reason=reason)
+    item.config.stash[SESSION].outcomes.append(entry)
+
+
+def pytest_benchmark_update_json(
+    config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]
+) -> None:
+    output_json["ipdpp"] = config.stash[SESSION].describe()

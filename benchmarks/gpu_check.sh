@@ -1,110 +1,59 @@
 #!/usr/bin/env bash
-# One-shot GPU check of the CUDA backend (issue 4), for a fresh H100/H200 machine with CUDA 13,
-# PyTorch, CuPy, pybind11 and scikit-build-core installed and no internet access:
+# One GPU check of the CUDA backend, for a machine with an NVIDIA GPU, the CUDA toolkit, PyTorch,
+# pybind11, scikit-build-core, pytest and pytest-benchmark installed and no network:
 #
-#     bash benchmarks/gpu_check.sh OUTDIR
+#     bash benchmarks/gpu_check.sh OUTDIR [all|build|bench]
 #
-# 1. builds and installs ipdpp with IPDPP_CUDA=ON (pip, no build isolation, no dependencies),
-# 2. runs tests/test_gpu.py (and the CPU-side tests/test_cuda_build.py),
-# 3. runs benchmarks/gpu_bench.py,
-# 4. runs the device-parametrised library tests on CUDA inputs (tests/test_sampling.py and
-#    tests/test_marginals.py, their "cuda" cases: the CPU chi-square and marginal tests on GPU),
-# and writes OUTDIR/summary.json (+ build.log, tests.log, junit.xml, bench.log, bench.json,
-# device_tests.log, device_junit.xml). Each phase has its own time limit so the whole run stays
-# within about 8 minutes; a failed phase is recorded and the next ones still run when they can,
-# and summary.json is always written.
+# Two phases, each resumable on its own (a failed one is rerun alone, the other's result kept):
+#   build  builds and installs ipdpp with IPDPP_CUDA=ON (pip, offline), runs the GPU tests (the
+#          GPU test module, the CUDA cases of the device-parametrised tests, the CPU-side CUDA
+#          checks except the CMake gate, which configures CMake twice and needs no GPU), and runs
+#          compute-sanitizer racecheck and synccheck on one small case when the toolkit has it;
+#   bench  runs the benchmark suite on the GPU (python -m benchmarks.compare --device cuda
+#          --preset gpu: CUDA events, ratios against plain torch on the same device).
+# OUTDIR gets summary.json (always written: every phase's status, test counts, failures, log
+# tails, the GPU benchmark medians), build.log, tests.log, junit.xml, sanitize.log, bench.log,
+# bench.md (the tables) and bench.tar.gz (the suite's JSON, tables and plots). A phase's result
+# is also kept in IPDPP_CHECK_STATE (default /tmp/ipdpp-gpu-check), so that the summary of a
+# rerun phase still shows the other. Each step has a time limit; the defaults keep the whole run
+# within 6 minutes on an H200 (override with IPDPP_CHECK_{BUILD,TESTS,SANITIZE,BENCH}_S).
 set -uo pipefail
 
-out=${1:?usage: bash benchmarks/gpu_check.sh OUTDIR}
+out=${1:?usage: bash benchmarks/gpu_check.sh OUTDIR [all|build|bench]}
+phase=${2:-all}
+case "$phase" in all | build | bench) ;; *) echo "unknown phase: $phase" >&2; exit 2 ;; esac
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-cd "$(dirname "$0")/.."
-start=$(date +%s)
+cd "$(dirname "$0")/.." || exit 2
+repo=$(pwd)
 python=${PYTHON:-python3}
+state=${IPDPP_CHECK_STATE:-/tmp/ipdpp-gpu-check}
+mkdir -p "$state"
+build_limit=${IPDPP_CHECK_BUILD_S:-140}
+tests_limit=${IPDPP_CHECK_TESTS_S:-90}
+sanitize_limit=${IPDPP_CHECK_SANITIZE_S:-25}
+bench_limit=${IPDPP_CHECK_BENCH_S:-80}
 
-# Time limits (seconds): build 200, tests 110, benchmark 120, device tests 80 -> at most 510 s
-# plus bookkeeping.
-build_limit=${IPDPP_CHECK_BUILD_S:-200}
-test_limit=${IPDPP_CHECK_TEST_S:-110}
-bench_limit=${IPDPP_CHECK_BENCH_S:-120}
-device_test_limit=${IPDPP_CHECK_DEVICE_TEST_S:-80}
+# record NAME RC SECONDS [LOG]: one step's outcome, kept for the summary of later runs.
+record() {
+  printf '{"rc": %d, "seconds": %d, "log": "%s", "at": "%s"}\n' "$2" "$3" "${4:-}" \
+    "$(date -u +%FT%TZ)" > "$state/$1.json"
+}
 
-{
-  echo "date: $(date -u +%FT%TZ)"
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
-  nvcc --version 2>&1 | tail -2
-  "$python" -c "import torch; print('torch', torch.__version__, torch.version.cuda)" 2>&1
-  "$python" -c "import cupy; print('cupy', cupy.__version__)" 2>&1
-} > "$out/env.log"
+# Tests and benchmarks run from outside the source tree with -P, so that `import ipdpp` finds
+# the installed package with its compiled extensions, not the sources.
+installed() {
+  (cd /tmp && "$python" -P -c "import ipdpp._cuda, ipdpp; print(ipdpp.__file__)")
+}
 
-# 1. Build. CMAKE_BUILD_PARALLEL_LEVEL uses every core; the install replaces any earlier ipdpp.
-build_start=$(date +%s)
-IPDPP_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout "$build_limit" \
-  "$python" -m pip install --no-build-isolation --no-deps -v . > "$out/build.log" 2>&1
-build_rc=$?
-build_s=$(( $(date +%s) - build_start ))
-
-# Run from outside the source tree (-P as well) so `import ipdpp` finds the installed package
-# with its compiled extensions, not the sources.
-cuda_import_rc=1
-if [ "$build_rc" -eq 0 ]; then
-  (cd /tmp && "$python" -P -c "import ipdpp._cuda, ipdpp; print(ipdpp.__file__)") \
-    >> "$out/build.log" 2>&1
-  cuda_import_rc=$?
-fi
-
-# 2. Tests (GPU tests plus the CPU-side build tests), with a JUnit report for the summary.
-tests_rc=-1
-tests_s=0
-if [ "$cuda_import_rc" -eq 0 ]; then
-  tests_start=$(date +%s)
-  repo=$(pwd)
-  (cd /tmp && timeout "$test_limit" "$python" -P -m pytest -p no:cacheprovider -rA \
-    --rootdir "$repo" -c "$repo/pyproject.toml" --junitxml "$out/junit.xml" \
-    "$repo/tests/test_gpu.py" "$repo/tests/test_cuda_build.py") > "$out/tests.log" 2>&1
-  tests_rc=$?
-  tests_s=$(( $(date +%s) - tests_start ))
-fi
-
-# 3. Benchmark (writes bench.json after every measurement, so a timeout keeps the earlier ones).
-bench_rc=-1
-bench_s=0
-if [ "$cuda_import_rc" -eq 0 ]; then
-  bench_start=$(date +%s)
-  repo=$(pwd)
-  (cd /tmp && PYTHONUNBUFFERED=1 timeout "$bench_limit" "$python" -P \
-    "$repo/benchmarks/gpu_bench.py" --out "$out/bench.json") > "$out/bench.log" 2>&1
-  bench_rc=$?
-  bench_s=$(( $(date +%s) - bench_start ))
-fi
-
-# 4. The library's device-parametrised tests, their CUDA cases only (ids contain "cuda").
-device_tests_rc=-1
-device_tests_s=0
-if [ "$cuda_import_rc" -eq 0 ]; then
-  device_tests_start=$(date +%s)
-  repo=$(pwd)
-  (cd /tmp && timeout "$device_test_limit" "$python" -P -m pytest -p no:cacheprovider -q \
-    --rootdir "$repo" -c "$repo/pyproject.toml" --junitxml "$out/device_junit.xml" -k cuda \
-    "$repo/tests/test_sampling.py" "$repo/tests/test_marginals.py") > "$out/device_tests.log" 2>&1
-  device_tests_rc=$?
-  device_tests_s=$(( $(date +%s) - device_tests_start ))
-fi
-
-# Summary (plain python3 + stdlib only, so it works whatever failed above).
-total_s=$(( $(date +%s) - start ))
-OUT="$out" BUILD_RC=$build_rc BUILD_S=$build_s CUDA_IMPORT_RC=$cuda_import_rc TESTS_RC=$tests_rc \
-TESTS_S=$tests_s BENCH_RC=$bench_rc BENCH_S=$bench_s DEVICE_TESTS_RC=$device_tests_rc \
-DEVICE_TESTS_S=$device_tests_s TOTAL_S=$total_s "$python" - <<'EOF'
+summarize() {
+  OUT="$out" STATE="$state" PHASE="$phase" "$python" - <<'EOF'
 import json
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-out = Path(os.environ["OUT"])
-env = {k: int(os.environ[k]) for k in
-       ("BUILD_RC", "BUILD_S", "CUDA_IMPORT_RC", "TESTS_RC", "TESTS_S", "BENCH_RC", "BENCH_S",
-        "DEVICE_TESTS_RC", "DEVICE_TESTS_S", "TOTAL_S")}
+out, state = Path(os.environ["OUT"]), Path(os.environ["STATE"])
 
 
 def tail(name, lines=40):
@@ -112,67 +61,123 @@ def tail(name, lines=40):
     return path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
 
 
-def test_report(rc, seconds, junit_name, log_name):
-    tests = {"rc": rc, "seconds": seconds}
-    junit = out / junit_name
-    if not junit.exists():
-        tests["log_tail"] = tail(log_name)
-        return tests
+def junit(path):
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root)
+    counts = {key: sum(int(s.get(key, 0)) for s in suites)
+              for key in ("tests", "failures", "errors", "skipped")}
+    counts["failed_tests"] = [
+        {"test": f"{case.get('classname')}::{case.get('name')}", "kind": child.tag,
+         "message": (child.get("message") or "")[:2000]}
+        for case in root.iter("testcase") for child in case if child.tag in ("failure", "error")
+    ]
+    return counts
+
+
+steps = {}
+for path in sorted(state.glob("*.json")):  # one file per step
+    step = json.loads(path.read_text())
+    if step["rc"] != 0 and step["log"]:
+        step["log_tail"] = tail(step["log"])
+    steps[path.stem] = step
+if "tests" in steps and (out / "junit.xml").exists():
     try:
-        root = ET.parse(junit).getroot()
-        suites = [root] if root.tag == "testsuite" else list(root)
-        for key in ("tests", "failures", "errors", "skipped"):
-            tests[key] = sum(int(s.get(key, 0)) for s in suites)
-        tests["passed"] = tests["tests"] - tests["failures"] - tests["errors"] - tests["skipped"]
-        failed = []
-        for case in root.iter("testcase"):
-            for child in case:
-                if child.tag in ("failure", "error"):
-                    failed.append({
-                        "test": f"{case.get('classname')}::{case.get('name')}",
-                        "kind": child.tag,
-                        "message": (child.get("message") or "")[:2000],
-                    })
-        tests["failed_tests"] = failed
+        steps["tests"].update(junit(out / "junit.xml"))
     except ET.ParseError as error:
-        tests["junit_error"] = str(error)
-    return tests
-
-
-tests = test_report(env["TESTS_RC"], env["TESTS_S"], "junit.xml", "tests.log")
-device_tests = test_report(
-    env["DEVICE_TESTS_RC"], env["DEVICE_TESTS_S"], "device_junit.xml", "device_tests.log"
-)
-
-bench = {"rc": env["BENCH_RC"], "seconds": env["BENCH_S"]}
-bench_json = out / "bench.json"
-if bench_json.exists():
-    try:
-        bench.update(json.loads(bench_json.read_text()))
-    except json.JSONDecodeError as error:
-        bench["json_error"] = str(error)
-if env["BENCH_RC"] != 0:
-    bench["log_tail"] = tail("bench.log")
-
+        steps["tests"]["junit_error"] = str(error)
+for tool in ("racecheck", "synccheck"):
+    if tool in steps:
+        steps[tool]["report"] = [line for line in tail("sanitize.log", 400) if tool in line
+                                 or "ERROR SUMMARY" in line][-5:]
+results = state / "bench" / "results.json"
+if "bench" in steps and results.exists():
+    raw = json.loads(results.read_text())
+    steps["bench"]["medians_s"] = {b["name"]: b["stats"]["median"] for b in raw["benchmarks"]}
+    steps["bench"]["not_measured"] = raw.get("ipdpp", {}).get("outcomes", [])
 summary = {
-    "environment": (out / "env.log").read_text(errors="replace").splitlines(),
-    "build": {
-        "rc": env["BUILD_RC"],
-        "seconds": env["BUILD_S"],
-        "cuda_module_imports": env["CUDA_IMPORT_RC"] == 0,
-        **({} if env["BUILD_RC"] == 0 and env["CUDA_IMPORT_RC"] == 0
-           else {"log_tail": tail("build.log", 60)}),
-    },
-    "tests": tests,
-    "bench": bench,
-    "device_tests": device_tests,
-    "total_seconds": env["TOTAL_S"],
-    "ok": env["BUILD_RC"] == 0 and env["CUDA_IMPORT_RC"] == 0 and env["TESTS_RC"] == 0
-          and env["BENCH_RC"] == 0 and env["DEVICE_TESTS_RC"] == 0,
+    "phase": os.environ["PHASE"],
+    "environment": tail("env.log"),
+    "steps": steps,
+    "ok": bool(steps) and all(step["rc"] == 0 for step in steps.values()),
 }
 (out / "summary.json").write_text(json.dumps(summary, indent=2))
-print(json.dumps({k: summary[k] for k in ("ok", "total_seconds")}))
-counts = ("passed", "failures", "errors", "skipped")
-print("build rc", env["BUILD_RC"], "| tests", {k: tests.get(k) for k in counts},
-      "| bench rc", env["BENCH_RC"], "| device tests", {k: device_tests.get(k) for k in counts})
+print(json.dumps({name: step["rc"] for name, step in steps.items()}), "ok:", summary["ok"])
+raise SystemExit(0 if summary["ok"] else 1)
 EOF
+  local rc=$?
+  rm -f "$out/env.log"
+  return "$rc"
+}
+trap 'summarize; exit $?' EXIT
+
+{
+  echo "date: $(date -u +%FT%TZ)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
+  nvcc --version 2>&1 | tail -2
+  "$python" -c "import torch; print('torch', torch.__version__, torch.version.cuda)" 2>&1
+  "$python" -c "import pytest_benchmark as b; print('pytest-benchmark', b.__version__)" 2>&1
+  command -v compute-sanitizer || echo "compute-sanitizer: not found"
+} > "$out/env.log"
+
+if [ "$phase" != bench ]; then
+  rm -f "$state"/{build,tests,racecheck,synccheck}.json
+  # 1a. Build and install, offline; the build folder (build/ in the checkout) is reused.
+  start=$(date +%s)
+  IPDPP_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout "$build_limit" "$python" -m pip \
+    install --no-build-isolation --no-deps --no-index -v . > "$out/build.log" 2>&1 \
+    && installed >> "$out/build.log" 2>&1
+  record build $? $(($(date +%s) - start)) build.log
+
+  # 1b. GPU tests: the GPU module, every CUDA case, the CPU-side CUDA checks but the CMake gate.
+  if installed > /dev/null 2>&1; then
+    start=$(date +%s)
+    (cd /tmp && timeout "$tests_limit" "$python" -P -m pytest -p no:cacheprovider -q -rfE \
+      --rootdir "$repo" -c "$repo/pyproject.toml" -o faulthandler_timeout=60 \
+      --junitxml "$out/junit.xml" -k "(cuda or gpu) and not cmake_gate" "$repo/tests") \
+      > "$out/tests.log" 2>&1
+    record tests $? $(($(date +%s) - start)) tests.log
+
+    # 1c. Races and barrier misuse in the kernels, on one small case of every kernel family.
+    if command -v compute-sanitizer > /dev/null; then
+      : > "$out/sanitize.log"
+      for tool in racecheck synccheck; do
+        start=$(date +%s)
+        (cd /tmp && timeout "$sanitize_limit" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+          "$python" -P -c "
+import numpy as np, torch, ipdpp
+B = torch.randn(3000, 32, device='cuda', generator=torch.Generator('cuda').manual_seed(0))
+kernel = ipdpp.LowRankKernel(B)
+for method in ('sequential', 'rejection'):
+    ipdpp.sample_k_dpp(kernel, 8, 4, 0, method=method)
+ipdpp.sample_dpp(kernel, 2, 1)
+labels = torch.arange(600, device='cuda') % 7
+ipdpp.balanced_subset(labels, torch.rand(600, device='cuda', dtype=torch.float64), 5)
+torch.cuda.synchronize()
+print('sanitized case done')
+") >> "$out/sanitize.log" 2>&1
+        record "$tool" $? $(($(date +%s) - start)) sanitize.log
+      done
+    fi
+  fi
+fi
+
+if [ "$phase" != build ]; then
+  # 2. The benchmark suite on the GPU, from the checkout (benchmarks/ is not installed).
+  rm -f "$state/bench.json"
+  start=$(date +%s)
+  if installed > /dev/null 2>&1; then
+    rm -rf "$state/bench"
+    PYTHONUNBUFFERED=1 timeout "$bench_limit" "$python" -m benchmarks.compare --device cuda \
+      --preset gpu --out "$state/bench" > "$out/bench.log" 2>&1
+    rc=$?
+    if [ -d "$state/bench" ]; then
+      cp "$state/bench/results.md" "$out/bench.md" 2> /dev/null
+      tar -czf "$out/bench.tar.gz" -C "$state" bench
+    fi
+  else
+    echo "ipdpp with its CUDA extension is not installed: run the build phase first" \
+      > "$out/bench.log"
+    rc=1
+  fi
+  record bench "$rc" $(($(date +%s) - start)) bench.log
+fi

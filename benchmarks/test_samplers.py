@@ -1,11 +1,12 @@
-"""pytest-benchmark suite: setup, per-sample and batch times of every sampler family.
+"""The suite: every sampler family over the (n, d, k) matrix, and balanced_subset.
 
-Run with ``pytest benchmarks --benchmark-only`` (add ``--bench-large`` for n = 1e6). Each
-benchmark is parametrised over the sampler (ipdpp CPU/CUDA methods, numpy, torch CPU/CUDA,
-DPPy) and the size; on the small sizes the drawn samples are also checked (shape, range, no
-repeated item), so the suite fails on a broken sampler and not only on a slow one. Families that
-cannot run here (no CUDA, no DPPy) are skipped with the reason. For tables, ratios and plots use
-``python -m benchmarks.compare``.
+:func:`test_kdpp` times setups, single samples and batches over the matrix of
+``--bench-preset`` (default quick) for the families of ``--bench-device``; :func:`test_balanced`
+times ``ipdpp.balanced_subset`` per mode on long-tailed label sets, against per-class loops
+(:mod:`benchmarks.balanced`). Every result is checked (a sample's shape, range and distinct
+items; the items kept per class), so that the suite fails on a broken sampler and not only on a
+slow one; with ``--benchmark-disable`` each call runs once, unmeasured, which checks the results
+alone. What cannot run here (no CUDA, no DPPy) is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -13,122 +14,190 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import numpy as np
 import pytest
 
-from benchmarks.backends import Family, Sampler, make_families
-from benchmarks.runner import check_samples
+from benchmarks.backends import cuda_unavailable_reason
+from benchmarks.balanced import LOOPS, class_loop
+from benchmarks.machine import available_memory_bytes
+from benchmarks.suite import (
+    SESSION,
+    Case,
+    Session,
+    Skip,
+    balanced_cases,
+    check_samples,
+    matrix_cases,
+)
+from benchmarks.timing import extrapolate, measure
 
-# (n, d, k): the issue's matrix, trimmed so the default suite takes a few minutes.
-SIZES = [(1_000, 64, 10), (10_000, 64, 10), (10_000, 256, 100), (100_000, 256, 100)]
-LARGE_SIZES = [(1_000_000, 256, 100)]
-# Results are checked up to this n; above it a benchmark only times.
-CHECK_UP_TO = 10_000
-# DPPy's GS and KuTa12 modes (KuTa12 is O(n k^3)) are timed on the small sizes only.
-SLOW_MODES_UP_TO = 10_000
-BATCH = {"small": 32, "large": 8}
-DPPY_MODES = ("GS_bis", "GS", "KuTa12")
-
-
-def _sizes(config: pytest.Config) -> list[tuple[int, int, int]]:
-    return SIZES + (LARGE_SIZES if config.getoption("--bench-large") else [])
-
-
-def _size_id(size: tuple[int, int, int]) -> str:
-    n, d, k = size
-    return f"n{n}-d{d}-k{k}"
-
-
-def _families(config: pytest.Config) -> list[Family]:
-    threads = config.getoption("--bench-threads")
-    return make_families("all", threads=threads, dppy_modes=DPPY_MODES)
+# Skip a family when its predicted working memory exceeds this share of the available memory:
+# the machine may be shared, and swapping would time the disk.
+MEMORY_SHARE = 0.7
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    sizes = _sizes(metafunc.config)
-    families = _families(metafunc.config)
-    if "setup_case" in metafunc.fixturenames:
-        shapes = sorted({(n, d) for n, d, _ in sizes})
-        cases = [(f, n, d) for f in families for n, d in shapes]
-        ids = [f"{f.key}-n{n}-d{d}" for f, n, d in cases]
-        metafunc.parametrize("setup_case", cases, ids=ids)
-    for name, attribute in (("sample_case", "draw"), ("batch_case", "draw_batch")):
-        if name in metafunc.fixturenames:
-            cases = [
-                (f, s, size)
-                for f in families
-                for s in f.samplers
-                for size in sizes
-                if getattr(s, attribute) is not None
-                and not (s.key in ("dppy-GS", "dppy-KuTa12") and size[0] > SLOW_MODES_UP_TO)
-            ]
-            ids = [f"{s.key}-{_size_id(size)}" for _, s, size in cases]
-            metafunc.parametrize(name, cases, ids=ids)
+    session = metafunc.config.stash[SESSION]
+    if metafunc.function is test_kdpp:
+        cases = matrix_cases(session.settings, session.families)
+    else:
+        cases = balanced_cases(session.settings)
+    metafunc.parametrize("case", cases, ids=[case.id for case in cases])
 
 
-def _require(family: Family) -> None:
-    reason = family.unavailable_reason()
+def test_kdpp(benchmark: Any, session: Session, case: Case) -> None:
+    """One setup, per-sample or batch measurement of the matrix."""
+    (_setup if case.kind == "setup" else _draw)(benchmark, session, case)
+
+
+def _setup(benchmark: Any, session: Session, case: Case) -> None:
+    """Kernel construction + eigendecomposition, repeated while cheap; the last state is kept."""
+    s, family = session.settings, case.family
+    assert family is not None
+    session.set_state(case, None)
+    history = session.history[("setup", family.key, case.d)]
+    predicted = extrapolate(history, case.n)
+    skip = _setup_skip(s, case, predicted)
+    if skip is not None:
+        session.set_state(case, Skip(skip))
+        pytest.skip(skip)
+    data = family.load(session.features(case.n, case.d))
+    states: list[Any] = []
+
+    def build() -> None:
+        states.append(family.setup(data))
+        family.synchronize()
+
+    rounds = s.repeats if predicted is None else int(s.budget / 4 // predicted)
+    try:  # states.clear runs untimed before each round: the previous state is freed first
+        benchmark.pedantic(build, setup=states.clear, rounds=max(1, min(s.repeats, rounds)))
+    except Exception as exc:
+        session.set_state(case, Skip(f"error: setup failed ({exc})"))
+        raise
+    session.set_state(case, states[-1])
+    if benchmark.stats is not None:
+        history.append((case.n, benchmark.stats.stats.median))
+    benchmark.extra_info.update(case.info())
+
+
+def _setup_skip(s: Any, case: Case, predicted: float | None) -> str | None:
+    """Why the family's setup (and so its samplers) does not run at this size, or None."""
+    assert case.family is not None
+    reason = case.family.unavailable_reason()
     if reason is not None:
-        pytest.skip(reason)
+        return f"unavailable: {reason}"
+    # Features, eigenvectors and a few n x k working vectors per sample of a batch.
+    itemsize = 4 if s.dtype == "float32" else 8
+    needed = case.n * (2 * case.d + 4 * max(s.ks) + 2 * s.batch_size) * itemsize
+    free = None if case.device == "cuda" else available_memory_bytes()
+    if free is not None and needed > MEMORY_SHARE * free:
+        return f"skipped (memory): needs ~{needed / 2**30:.1f} GiB, {free / 2**30:.1f} available"
+    if predicted is not None and predicted > s.budget:
+        return f"skipped (>budget): setup predicted {predicted:.1f} s > budget {s.budget:g} s"
+    return None
 
 
-def _rounds(n: int) -> int:
-    return 10 if n <= CHECK_UP_TO else 2
+def _draw(benchmark: Any, session: Session, case: Case) -> None:
+    """One sample per call, or a batch of ``batch_size`` per call."""
+    s, family, sampler, n, k = session.settings, case.family, case.sampler, case.n, case.k
+    assert family is not None and sampler is not None and k is not None
+    try:
+        state = session.state(case)
+    except Skip as why:
+        pytest.skip(str(why))
+    history = session.history[(case.kind, sampler.key, case.d, k)]
+    predicted = extrapolate(history, n)
+    if predicted is not None and 2 * predicted > s.budget:  # warm-up + one timed call
+        pytest.skip(
+            f"skipped (>budget): predicted {predicted:.3g} s per call; budget {s.budget:g} s"
+        )
+    rows = s.batch_size if case.kind == "batch" else None
+    seeds = itertools.count(s.seed, rows or 1)
+    draw, draw_batch = sampler.draw, sampler.draw_batch
+
+    def call() -> Any:
+        if rows is None:
+            return draw(state, k, next(seeds))  # type: ignore[misc]
+        return draw_batch(state, k, rows, next(seeds))  # type: ignore[misc]
+
+    sample, median = measure(
+        benchmark,
+        call,
+        repeats=s.repeats,
+        min_time=s.min_time,
+        budget=s.budget,
+        sync=family.synchronize,
+    )
+    problem = check_samples(sample, n, k, rows)
+    assert problem is None, f"invalid sample: {problem}"
+    if median is not None:
+        history.append((n, median))
+    benchmark.extra_info.update(case.info(), batch=rows)
 
 
-def test_setup(benchmark: Any, state_cache: Any, setup_case: tuple[Family, int, int]) -> None:
-    """Kernel construction + eigendecomposition."""
-    family, n, d = setup_case
-    _require(family)
-    data = family.load(state_cache.features(n, d))
-
-    def setup() -> Any:
-        state = family.setup(data)
-        family.synchronize()
-        return state
-
-    state = benchmark.pedantic(setup, rounds=3 if n <= CHECK_UP_TO else 1, iterations=1)
-    assert state is not None
+def _work(sizes: np.ndarray, k: int, mode: str) -> float:
+    """Operations of ``balanced_subset`` up to a constant, for predictions: per class with
+    N_c > k, "exact" O(N_c k), "greedy" O(N_c k^2), "paper" O(N_c^3) (dense eigh), "random" O(N_c).
+    """
+    big = sizes[sizes > k].astype(np.float64)
+    per_class = {"exact": big * k, "greedy": big * k * k, "paper": big**3, "random": big}
+    return float(per_class[mode].sum()) + float(sizes.size)
 
 
-def test_sample(
-    benchmark: Any, state_cache: Any, sample_case: tuple[Family, Sampler, tuple[int, int, int]]
-) -> None:
-    """One k-DPP sample after setup; the sample is checked on small sizes."""
-    family, sampler, (n, d, k) = sample_case
-    _require(family)
-    state = state_cache.state(family, n, d)
-    seeds = itertools.count()
-    assert sampler.draw is not None
-    draw = sampler.draw
+def test_balanced(benchmark: Any, session: Session, case: Case) -> None:
+    """One balanced_subset call per mode, or one pass of a per-class loop."""
+    s, shape = session.settings, case.shape
+    assert shape is not None
+    labels, p = session.problem(shape)
+    sizes = np.bincount(labels)
+    expected = int(np.minimum(sizes, shape.k).sum())
+    info = case.info()
+    if case.key in LOOPS:
+        label, _, unavailable = LOOPS[case.key]
+        reason = unavailable()
+        if reason is not None:
+            pytest.skip(f"unavailable: {reason}")
+        call, loop = class_loop(labels, p, shape.k, case.key, s.balanced_loop_classes, s.seed)
+        benchmark.pedantic(call)
+        benchmark.extra_info.update(info, **loop)
+        return
 
-    def one() -> Any:
-        out = draw(state, k, next(seeds))
-        family.synchronize()
-        return out
+    import ipdpp
 
-    sample = benchmark.pedantic(one, rounds=_rounds(n), iterations=1, warmup_rounds=1)
-    if n <= CHECK_UP_TO:
-        assert check_samples(sample, n, k, None) is None
+    mode, device = case.key.removeprefix("ipdpp-"), case.where
+    args: tuple[Any, Any] = (labels, p)
+    sync = lambda: None  # noqa: E731
+    if device == "cuda":
+        reason = cuda_unavailable_reason(needs_ipdpp=True)
+        if reason is not None:
+            pytest.skip(f"unavailable: {reason}")
+        import torch
 
+        args = (torch.from_numpy(labels).cuda(), torch.from_numpy(p).cuda())
+        sync = torch.cuda.synchronize
+    work = _work(sizes, shape.k, mode)
+    history = session.history[("balanced", mode, device)]
+    predicted = extrapolate(history, work)  # from the previous problem, scaled by the work
+    if predicted is not None and predicted > s.budget:
+        pytest.skip(f"skipped (>budget): predicted {predicted:.3g} s; budget {s.budget:g} s")
+    # A call predicted to take over half the budget is timed once, without a warm-up.
+    cold = predicted is not None and predicted > s.budget / 2
+    seeds = itertools.count(s.seed)
 
-def test_batch(
-    benchmark: Any, state_cache: Any, batch_case: tuple[Family, Sampler, tuple[int, int, int]]
-) -> None:
-    """A batch of samples in one call; divide by the batch size for per-sample time."""
-    family, sampler, (n, d, k) = batch_case
-    _require(family)
-    state = state_cache.state(family, n, d)
-    size = BATCH["small"] if n <= CHECK_UP_TO else BATCH["large"]
-    seeds = itertools.count(step=size)
-    assert sampler.draw_batch is not None
-    draw_batch = sampler.draw_batch
+    def call() -> Any:
+        return ipdpp.balanced_subset(*args, shape.k, mode=mode, seed=next(seeds), threads=s.threads)
 
-    def batch() -> Any:
-        out = draw_batch(state, k, size, next(seeds))
-        family.synchronize()
-        return out
-
-    benchmark.extra_info["batch_size"] = size
-    samples = benchmark.pedantic(batch, rounds=_rounds(n) // 2, iterations=1, warmup_rounds=1)
-    if n <= CHECK_UP_TO:
-        assert check_samples(samples, n, k, size) is None
+    kept, median = measure(
+        benchmark,
+        call,
+        repeats=s.repeats,
+        min_time=0.0,
+        budget=s.budget,
+        warmup=not cold,
+        predicted=predicted,
+        sync=sync,
+    )
+    assert kept.shape[0] == expected, f"kept {kept.shape[0]} items, expected {expected}"
+    if median is not None:
+        history.append((work, median))
+    benchmark.extra_info.update(info, cold=cold)

@@ -1,131 +1,99 @@
-"""Timing with warm-up, medians of repeats, and a time budget.
+"""How every measurement is taken: pytest-benchmark rounds under a time budget.
 
-A measurement runs one untimed warm-up call (first-call costs: tables built lazily, pages
-faulted in, kernels loaded), then ``repeats`` timed repeats. A repeat runs the call enough times
-to last at least ``min_time`` (so that microsecond calls are not timer noise) and yields the mean
-time per call; the reported value is the median over repeats. Every call gets a fresh index, so
-samplers draw a different sample each time instead of replaying one.
-
-Budgets: the harness predicts a measurement's cost from the same sampler at the next smaller
-size (:func:`extrapolate`; the algorithms compared are linear in n) and skips it when even a
-warm-up plus one call would not fit; inside a measurement, repeats stop once the budget is spent
-(at least one timed repeat always runs).
+One warm-up call (first-call costs: lazy tables, page faults, kernel loads) sizes the
+measurement: a round loops the call to last at least ``min_time`` (microsecond calls are not
+timer noise), and up to ``repeats`` rounds run as fit in the budget (at least one).
+pytest-benchmark times the rounds and reports the median per call; a measurement predicted from
+a smaller size (:func:`extrapolate`) not to fit is skipped. On a GPU the rounds are timed with
+CUDA events (:data:`cuda_event_clock`): the device's time, not the host's.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Measurement", "extrapolate", "measure"]
-
-
-@dataclass
-class Measurement:
-    """Outcome of :func:`measure`.
-
-    Attributes
-    ----------
-    per_call : list of float
-        Mean seconds per call, one entry per timed repeat.
-    calls_per_repeat : list of int
-        How many calls each repeat made.
-    warmup : float
-        Seconds of the untimed warm-up call (the first call).
-    elapsed : float
-        Wall time of the whole measurement, warm-up included.
-    """
-
-    per_call: list[float] = field(default_factory=list)
-    calls_per_repeat: list[int] = field(default_factory=list)
-    warmup: float = math.nan
-    elapsed: float = 0.0
-
-    @property
-    def median(self) -> float:
-        """Median seconds per call over the repeats."""
-        return statistics.median(self.per_call)
+__all__ = ["cuda_event_clock", "extrapolate", "measure"]
 
 
 def measure(
-    call: Callable[[int], Any],
+    benchmark: Any,
+    call: Callable[[], Any],
     *,
     repeats: int,
     min_time: float,
     budget: float,
     warmup: bool = True,
-) -> Measurement:
-    """Time ``call(i)`` (i = 0, 1, 2, ...) with warm-up and medians.
+    predicted: float | None = None,
+    sync: Callable[[], None] = lambda: None,
+) -> tuple[Any, float | None]:
+    """Time ``call()`` (its work may stay queued on a device) with the ``benchmark`` fixture.
 
-    Parameters
-    ----------
-    call : callable int -> object
-        The operation; it must block until its work is done (synchronise a GPU inside it).
-    repeats : int
-        Number of timed repeats wanted (>= 1); fewer run if ``budget`` runs out.
-    min_time : float
-        Seconds each repeat should last at least; 0 means one call per repeat.
-    budget : float
-        Seconds after which no further repeat starts.
-    warmup : bool
-        Run one untimed call first (default True).
-
-    Returns
-    -------
-    Measurement
+    At most ``repeats`` rounds, each at least ``min_time`` seconds (0: one call), within
+    ``budget`` seconds, warm-up included. Without ``warmup``, ``predicted`` (seconds per call)
+    sizes the rounds; ``sync`` waits for queued device work after the warm-up call. Returns what
+    the last call returned and the median seconds per call, None with ``--benchmark-disable``
+    (each call then runs once, unmeasured, so that only results are checked).
     """
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1; got {repeats}")
-    result = Measurement()
+    if benchmark.disabled:
+        return benchmark.pedantic(call), None
     start = time.perf_counter()
-    index = 0
-    estimate = math.nan
+    estimate = predicted
     if warmup:
-        t0 = time.perf_counter()
-        call(index)
-        index += 1
-        result.warmup = estimate = time.perf_counter() - t0
-    for repeat in range(repeats):
-        calls = 1
-        if min_time > 0 and estimate == estimate and estimate > 0:  # estimate is not NaN
-            calls = max(1, math.ceil(min_time / estimate))
-        spent = time.perf_counter() - start
-        if repeat > 0 and spent + calls * estimate > budget:
-            break
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            call(index)
-            index += 1
-        per_call = (time.perf_counter() - t0) / calls
-        result.per_call.append(per_call)
-        result.calls_per_repeat.append(calls)
-        estimate = per_call
-    result.elapsed = time.perf_counter() - start
-    return result
+        call()
+        sync()
+        estimate = time.perf_counter() - start
+    iterations = max(1, math.ceil(min_time / estimate)) if min_time > 0 and estimate else 1
+    rounds = repeats
+    if estimate:
+        left = budget - (time.perf_counter() - start)
+        rounds = max(1, min(repeats, int(left // (iterations * estimate))))
+    result = benchmark.pedantic(call, rounds=rounds, iterations=iterations)
+    return result, float(benchmark.stats.stats.median)
 
 
-def extrapolate(history: Sequence[tuple[int, float]], n: int) -> float | None:
-    """Predict the seconds of an O(n) operation at size ``n`` from smaller measured sizes.
+def extrapolate(history: Sequence[tuple[float, float]], size: float) -> float | None:
+    """Seconds at ``size`` of an operation linear in it, from ``(size, seconds)`` measured below.
 
-    Parameters
-    ----------
-    history : sequence of (size, seconds)
-        Earlier measurements of the same operation (same sampler, d and k).
-    n : int
-        The size to predict.
-
-    Returns
-    -------
-    float or None
-        ``seconds * n / size`` from the largest measured size below ``n``; None when there is
-        none (the smallest size always runs).
+    Scaled from the largest measured size below ``size``; None when there is none (the
+    smallest size always runs).
     """
-    below = [(size, seconds) for size, seconds in history if size < n]
+    below = [(measured, seconds) for measured, seconds in history if measured < size]
     if not below:
         return None
-    size, seconds = max(below)
-    return seconds * n / size
+    measured, seconds = max(below)
+    return seconds * size / measured
+
+
+class _CudaEventClock:
+    """Seconds on the GPU's clock since an origin event, read by recording an event.
+
+    ``cudaEventElapsedTime`` is single precision, so the origin moves on every second (the
+    seconds before it carried in double precision): sub-microsecond resolution throughout.
+    """
+
+    __name__ = "cuda_event_clock"
+
+    def __init__(self) -> None:
+        self._origin: Any = None
+        self._carried = 0.0
+
+    def __call__(self) -> float:
+        import torch
+
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        event.synchronize()
+        if self._origin is None:
+            self._origin = event
+        elapsed = self._origin.elapsed_time(event) / 1e3
+        if elapsed > 1.0:
+            self._origin, self._carried = event, self._carried + elapsed
+            elapsed = 0.0
+        return self._carried + elapsed
+
+
+#: The timer of the benchmarks on a CUDA device (``pytest.mark.benchmark(timer=...)``).
+cuda_event_clock = _CudaEventClock()

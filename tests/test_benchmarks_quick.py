@@ -1,26 +1,40 @@
 """The benchmark harness at tiny sizes, so that it cannot rot, and its baselines' exactness.
 
 No timing is asserted: a benchmark's numbers depend on the machine. What is asserted is that the
-harness runs end to end and writes its table, JSON and plots, and that the numpy and PyTorch
-baselines ipdpp is compared with are exact k-DPP samplers (chi-square against enumeration), so
-that the comparison is between correct implementations.
+comparison command runs the pytest-benchmark suite end to end (every sample it draws checked)
+and renders its JSON into tables and plots, that the harness's budget rules size the rounds as
+documented, and that the numpy and PyTorch baselines ipdpp is compared with are exact k-DPP
+samplers (chi-square against enumeration), so that the comparison is between correct
+implementations.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 from _stats import assert_subset_distribution, assert_valid_samples
 
-from benchmarks import compare, report
-from benchmarks.backends import make_families
-from benchmarks.balanced import LongTailShape, class_sizes, ipdpp_kernel_dense
-from benchmarks.baselines import NumpyKDPP, TorchKDPP, esp_acceptance_table
-from benchmarks.timing import extrapolate, measure
 from ipdpp import _reference as ref
+
+# benchmarks/ is a development tool run from the checkout, not installed. Appended, not
+# prepended: the checkout's ipdpp/ (sources without the compiled extension) must not shadow the
+# built package.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.append(str(ROOT))
+
+from benchmarks import compare, report  # noqa: E402
+from benchmarks.backends import make_families  # noqa: E402
+from benchmarks.balanced import LongTailShape, class_loop, class_sizes, ipdpp_kernel_dense  # noqa: E402
+from benchmarks.baselines import NumpyKDPP, TorchKDPP, esp_acceptance_table  # noqa: E402
+from benchmarks.suite import check_samples  # noqa: E402
+from benchmarks.timing import extrapolate, measure  # noqa: E402
 
 SEED = 20261126
 N, D, K = 7, 4, 3  # every 3-subset of 7 items: 35 cells
@@ -96,15 +110,53 @@ def test_ipdpp_kernel_dense_matches_the_paper() -> None:
     assert np.linalg.eigvalsh(s).min() > -1e-12
 
 
-def test_long_tailed_class_sizes() -> None:
-    sizes = class_sizes(LongTailShape("ImageNet-LT-shaped", 1000, 1280, 5, 50))
+def test_long_tailed_class_sizes_and_loop_subset() -> None:
+    shape = LongTailShape("ImageNet-LT-shaped", 1000, 1280, 5, 50)
+    sizes = class_sizes(shape)
     assert sizes[0] == 1280 and sizes[-1] == 5 and np.all(np.diff(sizes) <= 0)
+    labels, p = shape.problem(seed=0)
+    assert np.array_equal(np.bincount(labels), sizes) and np.all((p > 0) & (p < 1))
+    # 581 classes need sampling; 10 of them stand for 58.1 classes each.
+    _, info = class_loop(labels, p, shape.k, "numpy", max_classes=10, seed=0)
+    assert info == {
+        "scale": 58.1,
+        "classes_timed": 10,
+        "classes_sampled": 581,
+        "extrapolated": True,
+    }
 
 
-def test_timing_helpers() -> None:
-    calls: list[int] = []
-    result = measure(calls.append, repeats=3, min_time=0.0, budget=60.0)
-    assert len(result.per_call) == 3 and calls == [0, 1, 2, 3]  # warm-up, then 3 fresh indices
+def test_check_samples_rejects_invalid_draws() -> None:
+    assert check_samples(np.array([0, 3, 5]), 6, 3, None) is None
+    assert check_samples(np.array([[0, 3], [1, 2]]), 4, 2, 2) is None
+    assert check_samples(np.array([0, 3, 3]), 6, 3, None) == "repeated item in a sample"
+    assert check_samples(np.array([0, 6, 3]), 6, 3, None) == "index out of range"
+    assert check_samples(np.array([0, 1]), 6, 3, None) == "shape (2,), expected (3,)"
+
+
+class _FakeBenchmark:
+    """The part of pytest-benchmark's fixture that :func:`measure` uses, recording the plan."""
+
+    disabled = False
+
+    def pedantic(self, target: Callable[[], Any], rounds: int = 1, iterations: int = 1) -> Any:
+        self.plan = (rounds, iterations)
+        results = [target() for _ in range(rounds * iterations)]
+        self.stats = type("Metadata", (), {"stats": type("Stats", (), {"median": 0.5})})
+        return results[-1]
+
+
+def test_measure_sizes_rounds_by_budget_and_min_time() -> None:
+    calls = iter(range(100))
+    fake = _FakeBenchmark()
+    result, median = measure(fake, lambda: next(calls), repeats=3, min_time=0.0, budget=60.0)
+    assert fake.plan == (3, 1) and result == 3 and median == 0.5  # warm-up call 0, then 1..3
+    # Predicted 10 s per call with a 25 s budget: two rounds fit; no warm-up was asked for.
+    measure(fake, lambda: None, repeats=5, min_time=0.0, budget=25.0, warmup=False, predicted=10)
+    assert fake.plan == (2, 1)
+    # Calls of 1 ms looped to last 10 ms per round.
+    measure(fake, lambda: None, repeats=5, min_time=0.01, budget=60, warmup=False, predicted=1e-3)
+    assert fake.plan == (5, 10)
     assert extrapolate([(1_000, 0.5)], 10_000) == pytest.approx(5.0)
     assert extrapolate([(1_000, 0.5)], 1_000) is None
 
@@ -121,30 +173,35 @@ def test_cuda_families_skip_cleanly_without_a_device() -> None:
         assert all("no CUDA device" in (f.unavailable_reason() or "") for f in cuda)
 
 
-def test_compare_tiny_writes_table_json_and_plots(tmp_path) -> None:
+def test_compare_tiny_writes_table_json_and_plots(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    assert compare.main(["--tiny", "--out", str(out), "--no-progress"]) == 0
-    results = json.loads((out / "results.json").read_text())
-    statuses = {(r["key"], r["kind"], r.get("k")): r["status"] for r in results["records"]}
-    errors = [r for r in results["records"] if r["status"] == "error"]
-    assert not errors, errors
+    # A process of its own, as from the command line: the thread variables are set before numpy
+    # loads, and the checkout's place on sys.path is the command's own.
+    command = [sys.executable, "-m", "benchmarks.compare", "--tiny", "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    raw = json.loads((out / "results.json").read_text())
+    assert raw["benchmarks"] and raw["ipdpp"]["settings"]["preset"] == "tiny"
+    run = report.load(out / "results.json")
+    statuses = {(r["key"], r["kind"], r.get("k")): r["status"] for r in run["records"]}
+    assert not [r for r in run["records"] if r["status"] == "error"]
     assert statuses[("numpy", "sample", 4)] == "ok"
-    assert results["machine"]["cpu_model"] and results["threads"]["requested"] == 1
+    assert run["machine"]["cpu_model"] and run["threads"]["requested"] == 1
     if importlib.util.find_spec("dppy") is not None:
         assert statuses[("dppy-GS_bis", "sample", 4)] in ("ok", "skipped (>budget)")
     if importlib.util.find_spec("torch") is not None:
         assert statuses[("torch-batched", "batch", 4)] == "ok"
-    # ipdpp itself: measured wherever its extension is built (always, after `pip install .`).
-    expected = "ok" if importlib.util.find_spec("ipdpp._core") is not None else "unavailable"
     for method in ("sequential", "rejection", "auto"):
-        assert statuses[(f"ipdpp-{method}", "sample", 4)] == expected
-        assert statuses[(f"ipdpp-{method}", "batch", 4)] == expected
-    if expected == "ok":
-        modes = results["balanced"][0]["ipdpp"]["modes"]
-        assert {mode: modes[mode]["status"] for mode in modes} == dict.fromkeys(modes, "ok")
+        assert statuses[(f"ipdpp-{method}", "sample", 4)] == "ok"
+        assert statuses[(f"ipdpp-{method}", "batch", 4)] == "ok"
+    modes = run["balanced"][0]["modes"]
+    assert {key: entry["status"] for key, entry in modes.items()} == {
+        f"ipdpp-{mode}": "ok" for mode in ("exact", "paper", "random", "greedy")
+    }
+    assert run["balanced"][0]["loops"]["numpy"]["status"] == "ok"
     table = (out / "results.md").read_text()
     assert "## Per-sample time" in table and "| numpy |" in table
-    assert "## balanced_subset" in table
+    assert "### Speed-up of ipdpp rejection" in table and "## balanced_subset" in table
     if importlib.util.find_spec("matplotlib") is not None:
         for name in ("per_sample_vs_n.png", "setup_vs_n.png", "batch_throughput.png"):
             assert (out / name).stat().st_size > 0
