@@ -3,6 +3,9 @@
 import numpy as np
 import numpy.typing as npt
 
+class InternalError(RuntimeError):
+    """A broken invariant inside the library (never bad input); ipdpp._cuda raises it too."""
+
 # --- spectral path (csrc/bindings/register_spectral.cpp) -----------------------------------------
 
 class Spectrum:
@@ -87,3 +90,12 @@ def balanced_subset(
     threads: int,
 ) -> npt.NDArray[np.int64]:
     """Kept indices, ascending: min(k_c, N_c) per class (alpha_c = alpha_value or N_c**-power)."""
+
+def ipdpp_alpha(alpha_power: float, alpha_value: float, n: int) -> float:
+    """The IP-DPP alpha for n items: alpha_value if > 0, else n**-alpha_power (ValueError if
+    neither is positive or n < 1)."""
+
+def auto_method(device: str, n: int, rank: int, size: int, itemsize: int = 8) -> str:
+    """'sequential' or 'rejection': what method="auto" picks on device 'cpu' or 'cuda' for one
+    sample of `size` items (k; on the GPU the expected DPP size) from n items and `rank`
+    eigenpairs of `itemsize` bytes."""

@@ -8,6 +8,8 @@ handle (``int``, e.g. ``torch.cuda.current_stream().cuda_stream``); ``quality`` 
 import numpy as np
 import numpy.typing as npt
 
+from ._core import InternalError as InternalError
+
 class CudaError(RuntimeError):
     """A CUDA runtime, cuBLAS or cuSOLVER call failed (the message names the call)."""
 
@@ -58,8 +60,13 @@ def sample(
     method: str,
     out: int,
     stream: int,
-) -> None: ...
-def max_k(dtype: str, method: str, device: int) -> int: ...
+) -> None:
+    """k >= 0: k-DPP, k < 0: DPP; method "auto", "sequential" or "rejection" (ValueError up
+    front when k, or a DPP's rank, exceeds the method's shared-memory limit on the device)."""
+
+def method_for(spectrum: Spectrum, k: int, method: str) -> str:
+    """The method ``sample`` runs: "auto" resolved from (n, k or the expected DPP size, dtype)."""
+
 def structured_sample(
     p: int,
     items: int,

@@ -11,15 +11,15 @@
 #include <string>
 #include <vector>
 
+#include "common/dtype.h"
+
 namespace ipdpp::bindings {
 
 namespace py = pybind11;
 
-enum class Real { kFloat32, kFloat64 };
-
-inline Real real_dtype(const py::array& a, const char* name) {
-  if (a.dtype().is(py::dtype::of<double>())) return Real::kFloat64;
-  if (a.dtype().is(py::dtype::of<float>())) return Real::kFloat32;
+inline DType real_dtype(const py::array& a, const char* name) {
+  if (a.dtype().is(py::dtype::of<double>())) return DType::kFloat64;
+  if (a.dtype().is(py::dtype::of<float>())) return DType::kFloat32;
   throw py::type_error(std::string(name) + " must be float32 or float64");
 }
 

@@ -15,14 +15,10 @@ namespace ipdpp::bindings {
 
 namespace py = pybind11;
 
-inline cuda::DType parse_dtype(const std::string& name) {
-  if (name == "float32") return cuda::DType::kFloat32;
-  if (name == "float64") return cuda::DType::kFloat64;
+inline DType parse_dtype(const std::string& name) {
+  if (name == "float32") return DType::kFloat32;
+  if (name == "float64") return DType::kFloat64;
   throw py::type_error("dtype must be 'float32' or 'float64'; got '" + name + "'");
-}
-
-inline const char* dtype_name(cuda::DType dtype) {
-  return dtype == cuda::DType::kFloat32 ? "float32" : "float64";
 }
 
 // Integers from Python (data_ptr(), cuda_stream) to pointers.

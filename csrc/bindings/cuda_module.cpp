@@ -4,6 +4,7 @@
 // caller's framework. Long calls release the GIL.
 #include <pybind11/pybind11.h>
 
+#include "common/error.h"
 #include "cuda/cuda_check.h"
 
 namespace py = pybind11;
@@ -19,6 +20,17 @@ PYBIND11_MODULE(_cuda, m) {
   py::register_exception<ipdpp::cuda::CudaError>(m, "CudaError", PyExc_RuntimeError);
   py::register_exception<ipdpp::cuda::CudaOutOfMemory>(m, "CudaOutOfMemoryError",
                                                        PyExc_MemoryError);
+  // The same Python class as ipdpp._core.InternalError, so one `except` covers both backends.
+  static py::handle internal_error =
+      py::object(py::module_::import("ipdpp._core").attr("InternalError")).release();
+  m.attr("InternalError") = internal_error;
+  py::register_local_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const ipdpp::InternalError& e) {
+      PyErr_SetString(internal_error.ptr(), e.what());
+    }
+  });
   ipdpp::bindings::register_cuda_spectrum(m);
   ipdpp::bindings::register_cuda_sampling(m);
 }

@@ -6,10 +6,10 @@
 #include <vector>
 
 #include "bindings/cuda_common.h"
+#include "common/sampling_method.h"
+#include "cuda/balanced_subset.h"
 #include "cuda/ipdpp_sampler.h"
-#include "cuda/projection_sampler.h"
-#include "cuda/rejection_sampler.h"
-#include "cuda/select_eigenvectors.h"
+#include "cuda/spectral_sampler.h"
 
 namespace ipdpp::bindings {
 
@@ -21,39 +21,30 @@ void register_cuda_sampling(py::module_& m) {
       [](cuda::DeviceSpectrum& spectrum, std::int64_t k, std::int64_t num_samples,
          std::uint64_t seed, std::uint64_t sample_offset, const std::string& method,
          std::uintptr_t out, std::uintptr_t stream) {
-        if (method != "sequential" && method != "rejection")
-          throw py::value_error("method must be 'sequential' or 'rejection'; got '" + method +
-                                "'");
-        if (num_samples < 0) throw py::value_error("num_samples must be >= 0");
+        const ProjectionMethod m = parse_projection_method(method);
         py::gil_scoped_release release;
         cuda::DeviceGuard guard(spectrum.device);
-        const cudaStream_t s = as_stream(stream);
-        const cuda::EigenSelection selection =
-            cuda::select_eigenvectors(spectrum, k, num_samples, seed, sample_offset, s);
-        auto* result = as_pointer<std::int64_t>(out);
-        if (method == "rejection") {
-          cuda::prepare_rejection_tables(spectrum, s);
-          cuda::rejection_sample(spectrum, selection, seed, sample_offset, result, s);
-        } else {
-          cuda::projection_sample(spectrum, selection, seed, sample_offset, result, s);
-        }
+        cuda::sample(spectrum, k, num_samples, seed, sample_offset, m,
+                     as_pointer<std::int64_t>(out), as_stream(stream));
       },
       "spectrum"_a, "k"_a, "num_samples"_a, "seed"_a, "sample_offset"_a, "method"_a, "out"_a,
       "stream"_a,
       "Draws num_samples samples (k >= 0: k-DPP; k < 0: DPP) into `out`, a device int64 array "
       "of shape (num_samples, k) (k-DPP) or (num_samples, rank) (DPP): each row holds its items "
       "in increasing order followed by -1 padding. Sample i uses the random streams of sample "
-      "sample_offset + i.");
+      "sample_offset + i. method: 'auto' (the GPU rule, see method_for), 'sequential' or "
+      "'rejection'. ValueError before any work when k (for a DPP: the rank) exceeds the chosen "
+      "kernel's shared-memory limit on this device.");
 
   m.def(
-      "max_k",
-      [](const std::string& dtype, const std::string& method, int device) {
-        const cuda::DType type = parse_dtype(dtype);
-        cuda::DeviceGuard guard(device);
-        return method == "rejection" ? cuda::rejection_max_k(type) : cuda::projection_max_k(type);
+      "method_for",
+      [](const cuda::DeviceSpectrum& spectrum, std::int64_t k, const std::string& method) {
+        return projection_method_name(
+            cuda::resolve_method(spectrum, k, parse_projection_method(method)));
       },
-      "dtype"_a, "method"_a, "device"_a,
-      "Largest k (or DPP rank) a method supports for a dtype on a device (shared-memory bound).");
+      "spectrum"_a, "k"_a, "method"_a,
+      "The method `sample` runs for `method` ('auto' resolved from n, k (or the expected DPP "
+      "size when k < 0) and the dtype; never from the batch size).");
 
   m.def(
       "structured_sample",
@@ -71,7 +62,8 @@ void register_cuda_sampling(py::module_& m) {
         cuda::DeviceGuard guard(device);
         cuda::structured_sample(as_pointer<const double>(p), as_pointer<const std::int64_t>(items),
                                 problems, samples_per_problem, seed, sample_offset,
-                                as_pointer<std::int64_t>(out), as_stream(stream));
+                                /*name_classes=*/false, as_pointer<std::int64_t>(out),
+                                as_stream(stream));
       },
       "p"_a, "items"_a, "offsets"_a, "k"_a, "alpha"_a, "samples_per_problem"_a, "seed"_a,
       "sample_offset"_a, "out"_a, "device"_a, "stream"_a,
@@ -79,6 +71,29 @@ void register_cuda_sampling(py::module_& m) {
       "p (device float64) and items (device int64 original indices, 0 = identity) grouped by "
       "problem along offsets (C + 1, host); k and alpha per problem (host). Problem c's samples "
       "go to out one after the other, min(k_c, N_c) indices each, in increasing position order.");
+
+  m.def(
+      "balanced_subset",
+      [](std::uintptr_t labels, std::uintptr_t p, std::int64_t n,
+         const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& k_per_class,
+         double alpha_power, double alpha_value, std::uint64_t seed, std::uintptr_t out, int device,
+         std::uintptr_t stream) {
+        if (k_per_class.ndim() != 1) throw py::value_error("k_per_class must be 1-D");
+        const std::vector<std::int64_t> k(k_per_class.data(),
+                                          k_per_class.data() + k_per_class.size());
+        py::gil_scoped_release release;
+        cuda::DeviceGuard guard(device);
+        return cuda::balanced_subset(as_pointer<const std::int64_t>(labels),
+                                     as_pointer<const double>(p), n, k.data(),
+                                     static_cast<std::int64_t>(k.size()), alpha_power, alpha_value,
+                                     seed, as_pointer<std::int64_t>(out), as_stream(stream));
+      },
+      "labels"_a, "p"_a, "n"_a, "k_per_class"_a, "alpha_power"_a, "alpha_value"_a, "seed"_a,
+      "out"_a, "device"_a, "stream"_a,
+      "Mode 'exact' of balanced_subset on the GPU: labels (device int64 (n,)), p (device float64 "
+      "(n,)), k_per_class (host int64 (C,)); writes the kept indices, ascending, to out (device "
+      "int64 with room for n) and returns their number. Class c draws the stream (seed, c): the "
+      "same items as _core.balanced_subset mode 'exact'.");
 }
 
 }  // namespace ipdpp::bindings

@@ -35,7 +35,7 @@ void register_cuda_spectrum(py::module_& m) {
       "lowrank_spectrum",
       [](std::uintptr_t features, const std::string& dtype, std::int64_t n, std::int64_t d,
          std::uintptr_t quality, double rtol, int device, std::uintptr_t stream) {
-        const cuda::DType type = parse_dtype(dtype);
+        const DType type = parse_dtype(dtype);
         py::gil_scoped_release release;
         cuda::DeviceGuard guard(device);
         return own(cuda::lowrank_spectrum(as_pointer<const void>(features), type, n, d,
@@ -48,9 +48,9 @@ void register_cuda_spectrum(py::module_& m) {
 
   m.def(
       "dense_spectrum",
-      [](std::uintptr_t L, const std::string& dtype, std::int64_t n, double rtol,
-         double psd_rtol, int device, std::uintptr_t stream) {
-        const cuda::DType type = parse_dtype(dtype);
+      [](std::uintptr_t L, const std::string& dtype, std::int64_t n, double rtol, double psd_rtol,
+         int device, std::uintptr_t stream) {
+        const DType type = parse_dtype(dtype);
         py::gil_scoped_release release;
         cuda::DeviceGuard guard(device);
         return own(cuda::dense_spectrum(as_pointer<const void>(L), type, n, rtol, psd_rtol,
@@ -65,7 +65,7 @@ void register_cuda_spectrum(py::module_& m) {
       "dual_gram_eigenvalues",
       [](std::uintptr_t features, const std::string& dtype, std::int64_t n, std::int64_t d,
          std::uintptr_t quality, int device, std::uintptr_t stream) {
-        const cuda::DType type = parse_dtype(dtype);
+        const DType type = parse_dtype(dtype);
         std::vector<double> w;
         {
           py::gil_scoped_release release;

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "common/error.h"
 #include "cpu/lapack.h"
 
 namespace py = pybind11;
@@ -33,6 +34,9 @@ void load_lapack_from_scipy() {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "ipdpp CPU kernels (C++17); use the Python API in ipdpp instead of this module.";
   load_lapack_from_scipy();
+  // A broken invariant inside the library (never bad input). Module-local, so that _cuda, which
+  // reuses this class, keeps its own translator.
+  py::register_local_exception<ipdpp::InternalError>(m, "InternalError", PyExc_RuntimeError);
   ipdpp::bindings::register_spectral(m);
   ipdpp::bindings::register_ipdpp(m);
 }

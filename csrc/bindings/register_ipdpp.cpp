@@ -13,6 +13,7 @@
 
 #include "bindings/array.h"
 #include "common/error.h"
+#include "common/ipdpp_alpha.h"
 #include "cpu/balanced_subset.h"
 #include "cpu/greedy_map.h"
 #include "cpu/ipdpp_sampler.h"
@@ -54,8 +55,8 @@ py::array_t<std::int64_t> sample_k(const py::array& p, double alpha, std::int64_
     ipdpp_sample_k(pp, n, alpha, k, num_samples, seed, sample_offset, threads, out.data(),
                    table_entries_limit);
   }
-  return to_numpy(std::move(out), {static_cast<py::ssize_t>(num_samples),
-                                   static_cast<py::ssize_t>(k)});
+  return to_numpy(std::move(out),
+                  {static_cast<py::ssize_t>(num_samples), static_cast<py::ssize_t>(k)});
 }
 
 py::array_t<std::int64_t> greedy_dense(const py::array& L, std::int64_t k) {
@@ -134,7 +135,7 @@ py::array_t<std::int64_t> balanced(const py::array& labels, const py::array& p,
   FeatureMatrix feature_matrix;
   if (features.has_value()) {
     const py::array& f = *features;
-    feature_matrix.is_float32 = real_dtype(f, "features") == Real::kFloat32;
+    feature_matrix.dtype = real_dtype(f, "features");
     require_ndim(f, 2, "features");
     require_c_contiguous(f, "features");
     IPDPP_REQUIRE(f.shape(0) == n, "features must have one row per label");
@@ -145,8 +146,8 @@ py::array_t<std::int64_t> balanced(const py::array& labels, const py::array& p,
   {
     py::gil_scoped_release release;
     result = balanced_subset(typed_data<std::int64_t>(labels), pp, n,
-                             typed_data<std::int64_t>(k_per_class), k_per_class.shape(0),
-                             options, features.has_value() ? &feature_matrix : nullptr);
+                             typed_data<std::int64_t>(k_per_class), k_per_class.shape(0), options,
+                             features.has_value() ? &feature_matrix : nullptr);
   }
   return to_numpy(std::move(result));
 }
@@ -154,6 +155,9 @@ py::array_t<std::int64_t> balanced(const py::array& labels, const py::array& p,
 }  // namespace
 
 void register_ipdpp(py::module_& m) {
+  m.def("ipdpp_alpha", &ipdpp_alpha, "alpha_power"_a, "alpha_value"_a, "n"_a,
+        "The IP-DPP kernel's alpha for n items: alpha_value if alpha_value > 0, else "
+        "n**-alpha_power (ValueError when neither is positive or n < 1).");
   m.def("ipdpp_sample_k", &sample_k, "p"_a, "alpha"_a, "k"_a, "num_samples"_a, "seed"_a,
         "sample_offset"_a, "threads"_a, "table_entries_limit"_a = 0,
         "Exact k-DPP samples of S = diag(1 - alpha p sum(p)) + alpha p p^T in O(N k); "
@@ -166,9 +170,8 @@ void register_ipdpp(py::module_& m) {
         "Greedy MAP of L = F F^T for a float64 (n, r) factor F; int64 (k,) in selection order.");
   m.def("greedy_map_ipdpp", &greedy_ipdpp, "p"_a, "alpha"_a, "k"_a,
         "Greedy MAP of the IP-DPP kernel of p and alpha; int64 (k,) in selection order.");
-  m.def("balanced_subset", &balanced, "labels"_a, "p"_a, "k_per_class"_a, "mode"_a,
-        "alpha_power"_a, "alpha_value"_a, "seed"_a, "features"_a, "eigenvalue_rtol"_a,
-        "threads"_a,
+  m.def("balanced_subset", &balanced, "labels"_a, "p"_a, "k_per_class"_a, "mode"_a, "alpha_power"_a,
+        "alpha_value"_a, "seed"_a, "features"_a, "eigenvalue_rtol"_a, "threads"_a,
         "Kept indices (int64, ascending) of min(k_c, N_c) items per class; see "
         "ipdpp.balanced_subset.");
 }

@@ -13,7 +13,8 @@
 
 #include "bindings/array.h"
 #include "common/error.h"
-#include "cpu/projection_sampler.h"
+#include "common/sampling_method.h"
+#include "cpu/spectral_sampler.h"
 #include "cpu/spectrum.h"
 
 namespace ipdpp::bindings {
@@ -33,7 +34,7 @@ SpectrumPtr lowrank(const py::array& features, const std::optional<py::array>& q
                     double rtol) {
   require_ndim(features, 2, "features");
   require_c_contiguous(features, "features");
-  const Real real = real_dtype(features, "features");
+  const DType dtype = real_dtype(features, "features");
   const std::int64_t n = features.shape(0), d = features.shape(1);
   const double* q = nullptr;
   if (quality) {
@@ -47,9 +48,9 @@ SpectrumPtr lowrank(const py::array& features, const std::optional<py::array>& q
     q = typed_data<double>(*quality);
   }
   py::gil_scoped_release release;
-  Spectrum s = real == Real::kFloat64
-                   ? lowrank_spectrum(typed_data<double>(features), n, d, q, rtol)
-                   : lowrank_spectrum(typed_data<float>(features), n, d, q, rtol);
+  Spectrum s = dispatch_dtype(dtype, [&](auto tag) {
+    return lowrank_spectrum(typed_data<decltype(tag)>(features), n, d, q, rtol);
+  });
   return std::make_shared<SpectralSampler>(std::move(s));
 }
 
@@ -63,8 +64,7 @@ SpectrumPtr dense(const py::array& L, double rtol, double symmetry_rtol, double 
                           std::to_string(L.shape(1)) + ")");
   const double* data = typed_data<double>(L);
   py::gil_scoped_release release;
-  return std::make_shared<SpectralSampler>(
-      dense_spectrum(data, n, rtol, symmetry_rtol, psd_rtol));
+  return std::make_shared<SpectralSampler>(dense_spectrum(data, n, rtol, symmetry_rtol, psd_rtol));
 }
 
 py::array_t<std::int64_t> sample_k_dpp(const SpectrumPtr& spectrum, std::int64_t k,
@@ -122,6 +122,18 @@ void register_spectral(py::module_& m) {
           },
           "float64 (n, rank), row-major, orthonormal columns; a read-only view");
 
+  m.def(
+      "auto_method",
+      [](const std::string& device, std::int64_t n, std::int64_t rank, std::int64_t size,
+         std::int64_t itemsize) {
+        if (device == "cpu") return projection_method_name(choose_cpu_method(n, rank, size));
+        if (device == "cuda") return projection_method_name(choose_gpu_method(n, size, itemsize));
+        throw py::value_error("device must be 'cpu' or 'cuda'; got '" + device + "'");
+      },
+      "device"_a, "n"_a, "rank"_a, "size"_a, "itemsize"_a = 8,
+      "The projection method that method='auto' picks on a device for one sample of `size` "
+      "items (k; on the GPU the expected size of a DPP) from a spectrum of n items and `rank` "
+      "eigenpairs whose eigenvectors have `itemsize` bytes (the GPU rule reads it).");
   m.def("lowrank_spectrum", &lowrank, "features"_a, "quality"_a = py::none(), "rtol"_a,
         "Spectrum of L = diag(q) B B^T diag(q) through the dual Gram matrix.");
   m.def("dense_spectrum", &dense, "L"_a, "rtol"_a, "symmetry_rtol"_a = kSymmetryRtol,

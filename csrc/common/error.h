@@ -23,21 +23,22 @@ inline std::size_t checked_size(std::int64_t a, std::int64_t b, std::int64_t c =
   if (a < 0 || b < 0 || c < 0) throw std::invalid_argument("negative array size");
   const auto max = static_cast<unsigned __int128>(std::numeric_limits<std::size_t>::max() / 16);
   const unsigned __int128 p = static_cast<unsigned __int128>(a) * b * c;
-  if (p > max) throw std::length_error("array of " + std::to_string(a) + "x" + std::to_string(b) +
-                                       "x" + std::to_string(c) + " elements is too large");
+  if (p > max)
+    throw std::length_error("array of " + std::to_string(a) + "x" + std::to_string(b) + "x" +
+                            std::to_string(c) + " elements is too large");
   return static_cast<std::size_t>(p);
 }
 
 }  // namespace ipdpp
 
 // A user-facing precondition (maps to ValueError).
-#define IPDPP_REQUIRE(cond, msg)                             \
-  do {                                                       \
+#define IPDPP_REQUIRE(cond, msg)                                \
+  do {                                                          \
     if (!(cond)) throw std::invalid_argument(std::string(msg)); \
   } while (0)
 
 // An internal invariant; never used for user input.
-#define IPDPP_ASSERT(cond)                                              \
-  do {                                                                  \
-    if (!(cond)) ::ipdpp::throw_internal(#cond, __FILE__, __LINE__);    \
+#define IPDPP_ASSERT(cond)                                           \
+  do {                                                               \
+    if (!(cond)) ::ipdpp::throw_internal(#cond, __FILE__, __LINE__); \
   } while (0)

@@ -1,5 +1,5 @@
-// Elementary symmetric polynomials (ESPs) in log space and the k-DPP eigenvector selection
-// that uses them (Kulesza & Taskar 2012, Algorithms 7 and 8).
+// Elementary symmetric polynomials (ESPs) in log space (Kulesza & Taskar 2012, Algorithm 7); the
+// k-DPP eigenvector selection that walks them is in common/select_eigenvectors.h.
 //
 // e_l(x_1..x_j) for eigenvalues between 1e-12 and 1e12, thousands of values and l up to the rank
 // overflows (or underflows) a double long before it is needed: e_100 of 256 eigenvalues near
@@ -67,27 +67,6 @@ IPDPP_HD void log_esp(const double* log_x, std::int64_t m, std::int64_t k, doubl
     const std::int64_t top = j + 1 < k ? j + 1 : k;
     for (std::int64_t l = top; l >= 1; --l) out[l] = log_add_exp(out[l], lx + out[l - 1]);
   }
-}
-
-// Draws the index set J of a k-DPP's elementary DPP: P(J) = prod_{j in J} x_j / e_k(x), |J| = k
-// (Kulesza & Taskar 2012, Algorithm 8). Walks j = m-1 .. 0 and keeps x_j with probability
-// x_j e_{l-1}(x_0..x_{j-1}) / e_l(x_0..x_j), where l is the number still to pick; one uniform per
-// visited j. Requires e_k(x) > 0 (at least k positive values; the caller checks k <= rank).
-// Writes the k chosen indices to `chosen` in increasing order. Returns the number written
-// (always k when the precondition holds).
-IPDPP_HD std::int64_t select_k_from_log_esp(const double* table, const double* log_x,
-                                            std::int64_t m, std::int64_t k, RandomStream& rng,
-                                            std::int64_t* chosen) {
-  const std::int64_t stride = k + 1;
-  std::int64_t remaining = k;
-  for (std::int64_t j = m; j >= 1 && remaining > 0; --j) {
-    const double log_keep =
-        log_x[j - 1] + table[(j - 1) * stride + remaining - 1] - table[j * stride + remaining];
-    // When only `remaining` values are left the keep probability is exactly 1 (see log_add_exp),
-    // so the uniform in (0, 1) never skips a forced choice.
-    if (rng.uniform() < std::exp(log_keep)) chosen[--remaining] = j - 1;
-  }
-  return k - remaining;
 }
 
 }  // namespace ipdpp

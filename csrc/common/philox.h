@@ -7,11 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define IPDPP_HD __host__ __device__ __forceinline__
-#else
-#define IPDPP_HD inline
-#endif
+#include "common/host_device.h"
 
 namespace ipdpp {
 
@@ -25,8 +21,10 @@ IPDPP_HD Philox4x32 philox4x32_10(Philox4x32 ctr, std::uint32_t k0, std::uint32_
   for (int round = 0; round < 10; ++round) {
     const std::uint64_t p0 = static_cast<std::uint64_t>(kM0) * ctr.v[0];
     const std::uint64_t p1 = static_cast<std::uint64_t>(kM1) * ctr.v[2];
-    const std::uint32_t hi0 = static_cast<std::uint32_t>(p0 >> 32), lo0 = static_cast<std::uint32_t>(p0);
-    const std::uint32_t hi1 = static_cast<std::uint32_t>(p1 >> 32), lo1 = static_cast<std::uint32_t>(p1);
+    const std::uint32_t hi0 = static_cast<std::uint32_t>(p0 >> 32),
+                        lo0 = static_cast<std::uint32_t>(p0);
+    const std::uint32_t hi1 = static_cast<std::uint32_t>(p1 >> 32),
+                        lo1 = static_cast<std::uint32_t>(p1);
     ctr = Philox4x32{{hi1 ^ ctr.v[1] ^ k0, lo1, hi0 ^ ctr.v[3] ^ k1, lo0}};
     k0 += kW0;
     k1 += kW1;
@@ -54,14 +52,16 @@ enum class RandomPurpose : std::uint32_t {
 class RandomStream {
  public:
   IPDPP_HD RandomStream(std::uint64_t seed, std::uint64_t sample, RandomPurpose purpose)
-      : k0_(static_cast<std::uint32_t>(seed)), k1_(static_cast<std::uint32_t>(seed >> 32)),
+      : k0_(static_cast<std::uint32_t>(seed)),
+        k1_(static_cast<std::uint32_t>(seed >> 32)),
         sample_lo_(static_cast<std::uint32_t>(sample)),
         sample_hi_(static_cast<std::uint32_t>(sample >> 32) ^
                    (static_cast<std::uint32_t>(purpose) << 24)) {}
 
   // The i-th pair of uniforms of this stream, without touching the running position.
   IPDPP_HD void uniform_pair_at(std::uint32_t block, double* u0, double* u1) const {
-    const Philox4x32 r = philox4x32_10(Philox4x32{{sample_lo_, sample_hi_, block, 0x1D99u}}, k0_, k1_);
+    const Philox4x32 r =
+        philox4x32_10(Philox4x32{{sample_lo_, sample_hi_, block, 0x1D99u}}, k0_, k1_);
     *u0 = bits_to_open_unit(r.v[0], r.v[1]);
     *u1 = bits_to_open_unit(r.v[2], r.v[3]);
   }

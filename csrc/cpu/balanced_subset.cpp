@@ -6,13 +6,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/class_groups.h"
 #include "common/error.h"
+#include "common/ipdpp_alpha.h"
 #include "common/parallel.h"
 #include "common/philox.h"
 #include "cpu/greedy_map.h"
 #include "cpu/ipdpp_sampler.h"
 #include "cpu/lapack.h"
-#include "cpu/projection_sampler.h"
+#include "cpu/spectral_sampler.h"
 #include "cpu/spectrum.h"
 
 namespace ipdpp {
@@ -28,7 +30,7 @@ struct ClassProblem {
   std::int64_t k;
   const std::int64_t* members;  // global indices, ascending
   std::int64_t size;
-  std::vector<double> p;        // p of the members
+  std::vector<double> p;  // p of the members
   double alpha;
 };
 
@@ -152,8 +154,9 @@ std::vector<double> quality_diversity_factor(const T* data, std::int64_t dim,
 }
 
 std::vector<double> quality_diversity_factor(const FeatureMatrix& f, const ClassProblem& c) {
-  return f.is_float32 ? quality_diversity_factor(static_cast<const float*>(f.data), f.dim, c)
-                      : quality_diversity_factor(static_cast<const double*>(f.data), f.dim, c);
+  return dispatch_dtype(f.dtype, [&](auto tag) {
+    return quality_diversity_factor(static_cast<const decltype(tag)*>(f.data), f.dim, c);
+  });
 }
 
 // Local indices of the items class problem c keeps.
@@ -192,10 +195,11 @@ std::vector<std::int64_t> select_in_class(const ClassProblem& c, const BalancedO
         const std::vector<double> factor = quality_diversity_factor(*features, c);
         SpectralSampler sampler(lowrank_spectrum<double>(factor.data(), n, features->dim, nullptr,
                                                          options.eigenvalue_rtol));
-        IPDPP_REQUIRE(sampler.spectrum().rank >= k,
-                      "the quality-diversity kernel has rank " +
-                          std::to_string(sampler.spectrum().rank) + " < k (its rank is at most "
-                          "the feature dimension " + std::to_string(features->dim) + ")");
+        IPDPP_REQUIRE(sampler.spectrum().rank >= k, "the quality-diversity kernel has rank " +
+                                                        std::to_string(sampler.spectrum().rank) +
+                                                        " < k (its rank is at most "
+                                                        "the feature dimension " +
+                                                        std::to_string(features->dim) + ")");
         sampler.sample_k(k, 1, options.seed, stream, ProjectionMethod::kSequential, 1, out.data());
         return out;
       }
@@ -215,26 +219,10 @@ std::vector<std::int64_t> balanced_subset(const std::int64_t* labels, const doub
                                           std::int64_t n, const std::int64_t* k_per_class,
                                           std::int64_t num_classes, const BalancedOptions& options,
                                           const FeatureMatrix* features) {
-  IPDPP_REQUIRE(n >= 0 && num_classes >= 0, "sizes must be nonnegative");
-  IPDPP_REQUIRE(options.alpha_value > 0.0 || options.alpha_power > 0.0,
-                "alpha must be 'paper', 'code' or a float > 0");
-  // Group the items by class with a counting sort; members stay in ascending index order.
-  std::vector<std::int64_t> offsets(checked_size(num_classes + 1, 1), 0);
-  for (std::int64_t i = 0; i < n; ++i) {
-    IPDPP_REQUIRE(labels[i] >= 0 && labels[i] < num_classes,
-                  "labels must lie in [0, " + std::to_string(num_classes) + ")");
-    IPDPP_REQUIRE(p[i] >= 0.0 && p[i] <= 1.0, "p must lie in [0, 1]");
-    ++offsets[labels[i] + 1];
-  }
-  for (std::int64_t c = 0; c < num_classes; ++c) {
-    IPDPP_REQUIRE(k_per_class[c] >= 0, "k_per_class must be >= 0");
-    offsets[c + 1] += offsets[c];
-  }
-  std::vector<std::int64_t> members(checked_size(n, 1));
-  {
-    std::vector<std::int64_t> fill(offsets.begin(), offsets.end() - 1);
-    for (std::int64_t i = 0; i < n; ++i) members[fill[labels[i]]++] = i;
-  }
+  ipdpp_alpha(options.alpha_power, options.alpha_value, 1);  // validates the rule's parameters
+  const ClassGroups groups = group_by_class(labels, p, n, k_per_class, num_classes);
+  const std::vector<std::int64_t>& offsets = groups.offsets;
+  const std::vector<std::int64_t>& members = groups.members;
 
   // Per-class results land in per-class slots, then are merged in class order and sorted.
   std::vector<std::vector<std::int64_t>> kept(checked_size(num_classes, 1));
@@ -251,16 +239,12 @@ std::vector<std::int64_t> balanced_subset(const std::int64_t* labels, const doub
     if (c.k == 0) return;
     c.p.resize(checked_size(c.size, 1));
     for (std::int64_t r = 0; r < c.size; ++r) c.p[r] = p[c.members[r]];
-    c.alpha = options.alpha_value > 0.0
-                  ? options.alpha_value
-                  : std::pow(static_cast<double>(c.size), -options.alpha_power);
+    c.alpha = ipdpp_alpha(options.alpha_power, options.alpha_value, c.size);
     std::vector<std::int64_t> local;
     try {
       local = select_in_class(c, options, features);
     } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument("class " + std::to_string(label) + " (" +
-                                  std::to_string(c.size) + " items, k = " + std::to_string(c.k) +
-                                  "): " + e.what());
+      throw std::invalid_argument(class_error_prefix(label, c.size, c.k) + e.what());
     }
     IPDPP_ASSERT(static_cast<std::int64_t>(local.size()) == c.k);
     kept[label].resize(local.size());

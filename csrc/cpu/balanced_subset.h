@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/dtype.h"
+
 namespace ipdpp {
 
 enum class BalancedMode {
@@ -41,7 +43,7 @@ struct BalancedOptions {
 // low-confidence (high information content) items as IP-DPP does.
 struct FeatureMatrix {
   const void* data = nullptr;  // row-major [n, dim]
-  bool is_float32 = false;
+  DType dtype = DType::kFloat64;
   std::int64_t dim = 0;
 };
 // Keeps q_i > 0 when p_i = 1, so confidently classified items stay selectable (with a small

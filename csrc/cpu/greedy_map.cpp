@@ -13,8 +13,8 @@ namespace ipdpp {
 
 void greedy_map(std::int64_t n, std::int64_t k, const double* diagonal, const KernelRowFn& row_of,
                 std::int64_t* out) {
-  IPDPP_REQUIRE(k >= 0 && k <= n, "k = " + std::to_string(k) + " must lie in [0, n = " +
-                                      std::to_string(n) + "]");
+  IPDPP_REQUIRE(k >= 0 && k <= n,
+                "k = " + std::to_string(k) + " must lie in [0, n = " + std::to_string(n) + "]");
   if (k == 0) return;
   // cholesky is row-major [n, k]: row i holds c_i, the coefficients of item i on the
   // orthonormalised selected items.
@@ -58,9 +58,12 @@ void greedy_map(std::int64_t n, std::int64_t k, const double* diagonal, const Ke
 void greedy_map_dense(const double* L, std::int64_t n, std::int64_t k, std::int64_t* out) {
   std::vector<double> diagonal(checked_size(n, 1));
   for (std::int64_t i = 0; i < n; ++i) diagonal[i] = L[i * n + i];
-  greedy_map(n, k, diagonal.data(), [&](std::int64_t j, double* row) {
-    for (std::int64_t i = 0; i < n; ++i) row[i] = L[j * n + i];
-  }, out);
+  greedy_map(
+      n, k, diagonal.data(),
+      [&](std::int64_t j, double* row) {
+        for (std::int64_t i = 0; i < n; ++i) row[i] = L[j * n + i];
+      },
+      out);
 }
 
 void greedy_map_factor(const double* F, std::int64_t n, std::int64_t r, std::int64_t k,
@@ -68,20 +71,23 @@ void greedy_map_factor(const double* F, std::int64_t n, std::int64_t r, std::int
   std::vector<double> diagonal(checked_size(n, 1), 0.0);
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t m = 0; m < r; ++m) diagonal[i] += F[i * r + m] * F[i * r + m];
-  greedy_map(n, k, diagonal.data(), [&](std::int64_t j, double* row) {
-    // Row-major F [n, r] is column-major (r x n); L[j, :] = F F_j^T = (F^T)^T F_j.
-    if (r == 0) {
-      for (std::int64_t i = 0; i < n; ++i) row[i] = 0.0;
-      return;
-    }
-    lapack::dgemv('T', r, n, 1.0, F, r, F + j * r, 0.0, row);
-  }, out);
+  greedy_map(
+      n, k, diagonal.data(),
+      [&](std::int64_t j, double* row) {
+        // Row-major F [n, r] is column-major (r x n); L[j, :] = F F_j^T = (F^T)^T F_j.
+        if (r == 0) {
+          for (std::int64_t i = 0; i < n; ++i) row[i] = 0.0;
+          return;
+        }
+        lapack::dgemv('T', r, n, 1.0, F, r, F + j * r, 0.0, row);
+      },
+      out);
 }
 
 void greedy_map_diag_rank_one(const double* d, const double* u, std::int64_t n, std::int64_t k,
                               std::int64_t* out) {
-  IPDPP_REQUIRE(k >= 0 && k <= n, "k = " + std::to_string(k) + " must lie in [0, n = " +
-                                      std::to_string(n) + "]");
+  IPDPP_REQUIRE(k >= 0 && k <= n,
+                "k = " + std::to_string(k) + " must lie in [0, n = " + std::to_string(n) + "]");
   // The Schur complement of L_Y in L = diag(d) + u u^T is again diagonal plus rank one:
   // L_R - L_RY L_Y^{-1} L_YR = diag(d_R) + gamma u_R u_R^T with gamma = 1 / (1 + sum_{j in Y}
   // u_j^2 / d_j) (Sherman-Morrison; gamma = 0 once Y holds an item with d_j = 0 < u_j^2). So

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/ipdpp_errors.h"
 #include "common/ipdpp_walk.h"
 #include "common/parallel.h"
 
@@ -38,11 +39,9 @@ DiagonalPlusRankOne ipdpp_diagonal_rank_one(const double* p, std::int64_t n, dou
   for (std::int64_t i = 0; i < n; ++i) {
     double d = 0.0;
     if (!ipdpp_walk::diagonal_entry(p[i], alpha, total, &d)) {
-      std::ostringstream message;
-      message << "alpha = " << alpha << " is too large: the IP-DPP kernel needs alpha * p_i * "
-              << "sum(p) <= 1 for every i (S = diag(1 - alpha p_i sum(p)) + alpha p p^T must "
-              << "be PSD); here it reaches " << alpha * p[i] * total;
-      throw std::invalid_argument(message.str());
+      double reach = 0.0;  // the largest alpha p_j sum(p), for the message
+      for (std::int64_t j = 0; j < n; ++j) reach = std::max(reach, alpha * p[j] * total);
+      throw std::invalid_argument(alpha_too_large_message(alpha, reach));
     }
     s.d[i] = d;
     s.a[i] = alpha * p[i] * p[i];
@@ -54,8 +53,8 @@ StructuredKDPP::StructuredKDPP(const double* d, const double* a, std::int64_t n,
                                std::int64_t table_entries_limit)
     : n_(n), k_(k) {
   IPDPP_REQUIRE(n >= 0 && k >= 0, "n and k must be nonnegative");
-  IPDPP_REQUIRE(k <= n, "k = " + std::to_string(k) + " exceeds the ground set size n = " +
-                            std::to_string(n));
+  IPDPP_REQUIRE(
+      k <= n, "k = " + std::to_string(k) + " exceeds the ground set size n = " + std::to_string(n));
   width_ = std::min(k, n - k) + 1;
   if (table_entries_limit <= 0) table_entries_limit = kDefaultTableEntries;
   const auto rows = static_cast<double>(n + 1);
@@ -82,11 +81,7 @@ StructuredKDPP::StructuredKDPP(const double* d, const double* a, std::int64_t n,
     extra_h_[i + 1] = extra_h_[i] || (d_[i] == 0.0 && a_[i] > 0.0);
   }
   if (!build(/*log_space=*/false)) build(/*log_space=*/true);
-  IPDPP_REQUIRE(log_normalizer_ > kNegInf,
-                "k = " + std::to_string(k) +
-                    " exceeds the rank of the IP-DPP kernel (every k-subset has det(S_A) = 0; "
-                    "p_i = 1 for every item makes S rank one with alpha = 1/N: clip p below 1, "
-                    "e.g. to 1 - 1e-6)");
+  IPDPP_REQUIRE(log_normalizer_ > kNegInf, rank_below_k_message(k));
 }
 
 int StructuredKDPP::scaled_row(std::int64_t i, const double* prev_e, const double* prev_h,
@@ -160,8 +155,8 @@ bool StructuredKDPP::build(bool log_space) {
     return i % stride_ == 0 ? &kept[static_cast<std::size_t>(i / stride_) * width_]
                             : &scratch[static_cast<std::size_t>(i & 1) * width_];
   };
-  e_[0] = one;  // E[0][0] = e_0() = 1
-  h_[0] = one;  // H[0][0] = det(S_{}) = 1
+  e_[0] = one;                // E[0][0] = e_0() = 1
+  h_[0] = one;                // H[0][0] = det(S_{}) = 1
   std::int64_t exponent = 0;  // scaled form: true row i = stored row i * 2^exponent
   for (std::int64_t i = 1; i <= n_; ++i) {
     const double *prev_e = row(e_, scratch_e, i - 1), *prev_h = row(h_, scratch_h, i - 1);
@@ -175,9 +170,11 @@ bool StructuredKDPP::build(bool log_space) {
     }
   }
   const double last = entry(row(h_, scratch_h, n_), n_, k_, zero);
-  if (log_space) log_normalizer_ = last;
-  else log_normalizer_ = last > 0.0 ? std::log(last) + static_cast<double>(exponent) * std::log(2.0)
-                                    : kNegInf;
+  if (log_space)
+    log_normalizer_ = last;
+  else
+    log_normalizer_ =
+        last > 0.0 ? std::log(last) + static_cast<double>(exponent) * std::log(2.0) : kNegInf;
   return true;
 }
 
@@ -219,8 +216,7 @@ void StructuredKDPP::sample(RandomStream& rng, std::int64_t* out) const {
     } else {
       const std::int64_t first = r - r % stride_;
       if (first != block_first) {
-        recompute_block(first, std::min(stride_, n_ - first + 1), block_e.data(),
-                        block_h.data());
+        recompute_block(first, std::min(stride_, n_ - first + 1), block_e.data(), block_h.data());
         block_first = first;
       }
       e_row = &block_e[static_cast<std::size_t>(r - first) * width_];

@@ -15,8 +15,8 @@ using dgemm_fn = void(char*, char*, int*, int*, int*, double*, const double*, in
                       int*, double*, double*, int*);
 using dsyrk_fn = void(char*, char*, int*, int*, double*, const double*, int*, double*, double*,
                       int*);
-using dgemv_fn = void(char*, int*, int*, double*, const double*, int*, const double*, int*,
-                      double*, double*, int*);
+using dgemv_fn = void(char*, int*, int*, double*, const double*, int*, const double*, int*, double*,
+                      double*, int*);
 using dsyevd_fn = void(char*, char*, int*, double*, int*, double*, double*, int*, int*, int*, int*);
 
 struct Routines {
@@ -54,11 +54,16 @@ const char* const* required_routines() {
 
 void set_routine(const std::string& name, void* fn) {
   auto& r = routines();
-  if (name == "dgemm") r.dgemm = reinterpret_cast<dgemm_fn*>(fn);
-  else if (name == "dsyrk") r.dsyrk = reinterpret_cast<dsyrk_fn*>(fn);
-  else if (name == "dgemv") r.dgemv = reinterpret_cast<dgemv_fn*>(fn);
-  else if (name == "dsyevd") r.dsyevd = reinterpret_cast<dsyevd_fn*>(fn);
-  else throw std::invalid_argument("unknown LAPACK routine " + name);
+  if (name == "dgemm")
+    r.dgemm = reinterpret_cast<dgemm_fn*>(fn);
+  else if (name == "dsyrk")
+    r.dsyrk = reinterpret_cast<dsyrk_fn*>(fn);
+  else if (name == "dgemv")
+    r.dgemv = reinterpret_cast<dgemv_fn*>(fn);
+  else if (name == "dsyevd")
+    r.dsyevd = reinterpret_cast<dsyevd_fn*>(fn);
+  else
+    throw std::invalid_argument("unknown LAPACK routine " + name);
 }
 
 void dgemm(char transa, char transb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
@@ -66,7 +71,8 @@ void dgemm(char transa, char transb, std::int64_t m, std::int64_t n, std::int64_
            double* c, std::int64_t ldc) {
   if (m == 0 || n == 0) return;
   int im = as_blas_int(m, "m"), in = as_blas_int(n, "n"), ik = as_blas_int(k, "k");
-  int ilda = as_blas_int(lda, "lda"), ildb = as_blas_int(ldb, "ldb"), ildc = as_blas_int(ldc, "ldc");
+  int ilda = as_blas_int(lda, "lda"), ildb = as_blas_int(ldb, "ldb"),
+      ildc = as_blas_int(ldc, "ldc");
   need(routines().dgemm, "dgemm")(&transa, &transb, &im, &in, &ik, &alpha, a, &ilda, b, &ildb,
                                   &beta, c, &ildc);
 }
@@ -95,7 +101,8 @@ void dsyevd(std::int64_t n, double* a, double* w) {
   double work_query = 0.0;
   auto* fn = need(routines().dsyevd, "dsyevd");
   fn(&jobz, &uplo, &in, a, &lda, w, &work_query, &lwork, &iwork_query, &liwork, &info);
-  if (info != 0) throw std::runtime_error("dsyevd workspace query failed, info = " + std::to_string(info));
+  if (info != 0)
+    throw std::runtime_error("dsyevd workspace query failed, info = " + std::to_string(info));
   lwork = static_cast<int>(work_query) + 1;
   liwork = iwork_query;
   std::vector<double> work(static_cast<std::size_t>(lwork));

@@ -44,8 +44,8 @@ Spectrum spectrum_of_symmetric(std::vector<double>& a, std::int64_t m, double rt
     if (w.front() < -psd_rtol * scale) {
       std::ostringstream msg;
       msg << name_for_psd_check << " must be positive semidefinite; its smallest eigenvalue is "
-          << w.front() << " (tolerance " << psd_rtol << " * max |eigenvalue| = "
-          << psd_rtol * scale << ")";
+          << w.front() << " (tolerance " << psd_rtol << " * max |eigenvalue| = " << psd_rtol * scale
+          << ")";
       throw std::invalid_argument(msg.str());
     }
   }
@@ -170,8 +170,8 @@ Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, con
 
 template Spectrum lowrank_spectrum<float>(const float*, std::int64_t, std::int64_t, const double*,
                                           double);
-template Spectrum lowrank_spectrum<double>(const double*, std::int64_t, std::int64_t,
-                                           const double*, double);
+template Spectrum lowrank_spectrum<double>(const double*, std::int64_t, std::int64_t, const double*,
+                                           double);
 
 Spectrum dense_spectrum(const double* L, std::int64_t n, double rtol, double symmetry_rtol,
                         double psd_rtol) {

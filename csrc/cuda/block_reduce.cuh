@@ -33,7 +33,8 @@ __device__ __forceinline__ unsigned long long block_min_u64(unsigned long long v
 template <class T>
 __device__ __forceinline__ T block_sum(T value, T* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
-  for (int offset = 16; offset > 0; offset >>= 1) value += __shfl_xor_sync(0xffffffffu, value, offset);
+  for (int offset = 16; offset > 0; offset >>= 1)
+    value += __shfl_xor_sync(0xffffffffu, value, offset);
   __syncthreads();
   if (lane == 0) scratch[warp] = value;
   __syncthreads();

@@ -17,7 +17,9 @@ set(IPDPP_CUDA_KERNEL_SOURCES
   csrc/cuda/select_eigenvectors.cu
   csrc/cuda/projection_sampler.cu
   csrc/cuda/rejection_sampler.cu
+  csrc/cuda/spectral_sampler.cu
   csrc/cuda/ipdpp_sampler.cu
+  csrc/cuda/balanced_subset.cu
 )
 # Kernels that call cuBLAS / cuSOLVER.
 set(IPDPP_CUDA_LIBRARY_SOURCES
@@ -100,6 +102,10 @@ message(STATUS "ipdpp: building _cuda for CUDA architectures ${CMAKE_CUDA_ARCHIT
 # No fast-math: the samplers compare residuals and race keys that must stay exact to rounding.
 add_library(ipdpp_cuda_kernels STATIC ${IPDPP_CUDA_KERNEL_SOURCES} ${IPDPP_CUDA_LIBRARY_SOURCES})
 target_include_directories(ipdpp_cuda_kernels PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/csrc)
+# cuBLAS/cuSOLVER headers may live outside the toolkit (e.g. the nvidia-cublas / nvidia-cusolver
+# wheels, found through CMAKE_INCLUDE_PATH): use the directories the checks above found.
+target_include_directories(ipdpp_cuda_kernels PRIVATE ${_ipdpp_cublas_header}
+                                                      ${_ipdpp_cusolver_header})
 set_target_properties(ipdpp_cuda_kernels PROPERTIES CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON)
 target_compile_options(ipdpp_cuda_kernels PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>)

@@ -56,10 +56,10 @@ class DeviceGuard {
 }  // namespace ipdpp::cuda
 
 // Checks a CUDA runtime call.
-#define CUDA_CHECK(call)                                                       \
-  do {                                                                         \
-    const cudaError_t ipdpp_status_ = (call);                                  \
-    if (ipdpp_status_ != cudaSuccess)                                          \
+#define CUDA_CHECK(call)                                                         \
+  do {                                                                           \
+    const cudaError_t ipdpp_status_ = (call);                                    \
+    if (ipdpp_status_ != cudaSuccess)                                            \
       ::ipdpp::cuda::throw_cuda_error(ipdpp_status_, #call, __FILE__, __LINE__); \
   } while (0)
 

@@ -20,8 +20,8 @@ class DeviceBuffer {
   // `count` elements of T, allocated in stream order on `stream`; freed on the same stream.
   DeviceBuffer(std::size_t count, cudaStream_t stream) : count_(count), stream_(stream) {
     if (count_ > 0) {
-      const std::size_t bytes = checked_size(static_cast<std::int64_t>(count_),
-                                             static_cast<std::int64_t>(sizeof(T)));
+      const std::size_t bytes =
+          checked_size(static_cast<std::int64_t>(count_), static_cast<std::int64_t>(sizeof(T)));
       void* raw = nullptr;
       CUDA_CHECK(cudaMallocAsync(&raw, bytes, stream_));
       data_ = static_cast<T*>(raw);
@@ -70,8 +70,8 @@ template <class T>
 DeviceBuffer<T> to_device(const T* host, std::size_t count, cudaStream_t stream) {
   DeviceBuffer<T> buffer(count, stream);
   if (count > 0)
-    CUDA_CHECK(cudaMemcpyAsync(buffer.data(), host, count * sizeof(T), cudaMemcpyHostToDevice,
-                               stream));
+    CUDA_CHECK(
+        cudaMemcpyAsync(buffer.data(), host, count * sizeof(T), cudaMemcpyHostToDevice, stream));
   return buffer;
 }
 

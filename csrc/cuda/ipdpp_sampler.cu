@@ -1,8 +1,12 @@
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
+#include "common/class_groups.h"
 #include "common/error.h"
+#include "common/ipdpp_errors.h"
 #include "common/ipdpp_walk.h"
 #include "common/philox.h"
 #include "cuda/block_reduce.cuh"
@@ -27,10 +31,10 @@ using ipdpp_walk::choose_branch;
 using ipdpp_walk::log_add;
 
 struct ProblemView {
-  std::int64_t begin, n, k;        // positions, size, sampled size (0 < k < n when sampled)
-  std::int64_t table;              // offset of the problem's tables (each (n + 1) x width)
+  std::int64_t begin, n, k;  // positions, size, sampled size (0 < k < n when sampled)
+  std::int64_t table;        // offset of the problem's tables (each (n + 1) x width)
   std::int64_t width;
-  double alpha, total;             // alpha_c and P_c
+  double alpha, total;  // alpha_c and P_c
   __device__ std::int64_t lo(std::int64_t i) const { return i + k > n ? i + k - n : 0; }
   __device__ std::int64_t hi(std::int64_t i) const { return i < k ? i : k; }
 };
@@ -38,15 +42,16 @@ struct ProblemView {
 struct Device {
   const double* p;
   const std::int64_t* items;
-  const std::int64_t* offsets;       // C + 1
-  const std::int64_t* k;             // C
-  const double* alpha;               // C
-  const std::int64_t* table_offsets; // C
-  const std::int64_t* out_offsets;   // C
-  double* totals;                    // C
-  double* log_e;                     // table storage
+  const std::int64_t* offsets;        // C + 1
+  const std::int64_t* k;              // C
+  const double* alpha;                // C
+  const std::int64_t* table_offsets;  // C
+  const std::int64_t* out_offsets;    // C
+  double* totals;                     // C
+  unsigned long long* reach;          // C: bits of the largest alpha p_i P_c beyond rounding
+  double* log_e;                      // table storage
   double* log_h;
-  int* status;                       // C
+  int* status;  // C
   std::int64_t num_problems, samples_per_problem;
   std::uint64_t seed, sample_offset;
 };
@@ -65,12 +70,16 @@ __device__ ProblemView problem(const Device& g, std::int64_t c) {
 
 // log d_i and log a_i of position i (0-based within the problem); d_i < 0 beyond rounding
 // flags the problem (alpha too large) and counts as 0.
-__device__ void log_weights(const Device& g, const ProblemView& v, std::int64_t c,
-                            std::int64_t i, double* log_d, double* log_a) {
+__device__ void log_weights(const Device& g, const ProblemView& v, std::int64_t c, std::int64_t i,
+                            double* log_d, double* log_a) {
   const double pi = g.p[v.begin + i];
   double d = 0.0;
-  if (!ipdpp_walk::diagonal_entry(pi, v.alpha, v.total, &d))
+  if (!ipdpp_walk::diagonal_entry(pi, v.alpha, v.total, &d)) {
     atomicOr(g.status + c, kStatusAlphaTooLarge);
+    // Non-negative doubles order like their bit patterns: one 64-bit max keeps the largest.
+    atomicMax(g.reach + c,
+              static_cast<unsigned long long>(__double_as_longlong(v.alpha * pi * v.total)));
+  }
   *log_d = log(d);
   *log_a = log(v.alpha * pi * pi);
 }
@@ -210,8 +219,8 @@ std::int64_t structured_output_size(const StructuredProblems& problems,
 
 void structured_sample(const double* p, const std::int64_t* items,
                        const StructuredProblems& problems, std::int64_t samples_per_problem,
-                       std::uint64_t seed, std::uint64_t sample_offset, std::int64_t* out,
-                       cudaStream_t stream) {
+                       std::uint64_t seed, std::uint64_t sample_offset, bool name_classes,
+                       std::int64_t* out, cudaStream_t stream) {
   const std::int64_t C = static_cast<std::int64_t>(problems.k.size());
   IPDPP_REQUIRE(static_cast<std::int64_t>(problems.offsets.size()) == C + 1 &&
                     static_cast<std::int64_t>(problems.alpha.size()) == C,
@@ -248,10 +257,25 @@ void structured_sample(const double* p, const std::int64_t* items,
   DeviceBuffer<double> log_h(static_cast<std::size_t>(table_size), stream);
   DeviceBuffer<int> status(static_cast<std::size_t>(C), stream);
   CUDA_CHECK(cudaMemsetAsync(status.data(), 0, sizeof(int) * C, stream));
+  DeviceBuffer<unsigned long long> reach(static_cast<std::size_t>(C), stream);
+  CUDA_CHECK(cudaMemsetAsync(reach.data(), 0, sizeof(unsigned long long) * C, stream));
 
-  const Device g{p, items, offsets_d.data(), k_d.data(), alpha_d.data(),
-                 table_offsets_d.data(), out_offsets_d.data(), totals.data(), log_e.data(),
-                 log_h.data(), status.data(), C, samples_per_problem, seed, sample_offset};
+  const Device g{p,
+                 items,
+                 offsets_d.data(),
+                 k_d.data(),
+                 alpha_d.data(),
+                 table_offsets_d.data(),
+                 out_offsets_d.data(),
+                 totals.data(),
+                 reach.data(),
+                 log_e.data(),
+                 log_h.data(),
+                 status.data(),
+                 C,
+                 samples_per_problem,
+                 seed,
+                 sample_offset};
   if (shared > 48 * 1024)
     CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(structured_tables),
                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -265,17 +289,21 @@ void structured_sample(const double* p, const std::int64_t* items,
   std::vector<int> host_status(static_cast<std::size_t>(C));
   CUDA_CHECK(cudaMemcpyAsync(host_status.data(), status.data(), sizeof(int) * C,
                              cudaMemcpyDeviceToHost, stream));
+  std::vector<unsigned long long> host_reach(static_cast<std::size_t>(C));
+  CUDA_CHECK(cudaMemcpyAsync(host_reach.data(), reach.data(), sizeof(unsigned long long) * C,
+                             cudaMemcpyDeviceToHost, stream));
   CUDA_CHECK(cudaStreamSynchronize(stream));
   for (std::int64_t c = 0; c < C; ++c) {
-    if (host_status[c] & kStatusAlphaTooLarge)
-      throw std::invalid_argument(
-          "alpha = " + std::to_string(problems.alpha[c]) + " is too large for class " +
-          std::to_string(c) +
-          ": the IP-DPP kernel needs alpha * p_i * sum(p) <= 1 for every item (S must be PSD)");
-    if (host_status[c] & kStatusRankBelowK)
-      throw std::invalid_argument("k = " + std::to_string(problems.k[c]) +
-                                  " exceeds the rank of the IP-DPP kernel of class " +
-                                  std::to_string(c) + " (every k-subset has det(S_A) = 0)");
+    if (host_status[c] == 0) continue;
+    const std::int64_t n = problems.offsets[c + 1] - problems.offsets[c];
+    const std::string prefix =
+        name_classes ? class_error_prefix(c, n, std::min(problems.k[c], n)) : std::string();
+    if (host_status[c] & kStatusAlphaTooLarge) {
+      double value = 0.0;
+      std::memcpy(&value, &host_reach[c], sizeof(value));
+      throw std::invalid_argument(prefix + alpha_too_large_message(problems.alpha[c], value));
+    }
+    throw std::invalid_argument(prefix + rank_below_k_message(std::min(problems.k[c], n)));
   }
 }
 

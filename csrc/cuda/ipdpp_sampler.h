@@ -36,11 +36,13 @@ std::int64_t structured_output_size(const StructuredProblems& problems,
 // items: device int64, the original index of each grouped position (nullptr: the position).
 // out: device int64 of structured_output_size entries; problem c's samples come one after the
 //      other, each min(k[c], N_c) original indices in increasing position order.
-// Throws std::invalid_argument naming the first problem whose alpha is too large (S_c not PSD)
-// or whose kernel has rank below k_c. Synchronises `stream` once (to read those statuses).
+// Throws std::invalid_argument for the first problem whose alpha is too large (S_c not PSD) or
+// whose kernel has rank below k_c, with the CPU sampler's wording (common/ipdpp_errors.h),
+// prefixed by the class (common/class_groups.h) when name_classes. Synchronises `stream` once
+// (to read those statuses).
 void structured_sample(const double* p, const std::int64_t* items,
                        const StructuredProblems& problems, std::int64_t samples_per_problem,
-                       std::uint64_t seed, std::uint64_t sample_offset, std::int64_t* out,
-                       cudaStream_t stream);
+                       std::uint64_t seed, std::uint64_t sample_offset, bool name_classes,
+                       std::int64_t* out, cudaStream_t stream);
 
 }  // namespace ipdpp::cuda

@@ -18,15 +18,18 @@ namespace {
 namespace cg = cooperative_groups;
 
 // 16-byte vectors: 4 floats or 2 doubles per load.
-template <class T> struct Vec;
-template <> struct Vec<float> {
+template <class T>
+struct Vec;
+template <>
+struct Vec<float> {
   using type = float4;
   static constexpr int kWidth = 4;
   __device__ static float dot(const float4& a, const float4& b) {
     return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
   }
 };
-template <> struct Vec<double> {
+template <>
+struct Vec<double> {
   using type = double2;
   static constexpr int kWidth = 2;
   __device__ static double dot(const double2& a, const double2& b) { return a.x * b.x + a.y * b.y; }
@@ -47,8 +50,8 @@ __global__ void gather_selected_columns(const T* __restrict__ V, std::int64_t n,
                                         std::int64_t num_samples, std::int64_t ld,
                                         T* __restrict__ VJ) {
   const std::int64_t total = num_samples * n * ld;
-  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       e < total; e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t c = e % ld, i = (e / ld) % n, s = e / (ld * n);
     VJ[e] = c < counts[s] ? V[i * rank + selected[s * width + c]] : T(0);
   }
@@ -73,7 +76,7 @@ constexpr int kStatusZeroNorm = 2;     // Gram-Schmidt produced a zero vector
 struct ProjectionShared {
   std::size_t W, v, coef, sums, mins, chosen, bytes;
   template <class T>
-  IPDPP_SHARED_HD static ProjectionShared make(std::int64_t m, std::int64_t ld) {
+  IPDPP_HD static ProjectionShared make(std::int64_t m, std::int64_t ld) {
     SharedLayout layout;
     ProjectionShared s{};
     s.W = layout.take(static_cast<std::size_t>(m * ld), sizeof(T));  // basis rows w_1..w_t
@@ -165,8 +168,7 @@ __device__ unsigned long long projection_pass(const T* __restrict__ VJ, T* __res
 }
 
 template <class T, int G>
-__global__ void __launch_bounds__(kProjectionThreads)
-    projection_kernel(const ProjectionParams p) {
+__global__ void __launch_bounds__(kProjectionThreads) projection_kernel(const ProjectionParams p) {
   cg::grid_group grid = cg::this_grid();
   extern __shared__ __align__(16) unsigned char shared_raw[];
   const std::int64_t m = p.max_count, ld = p.ld;
@@ -193,10 +195,10 @@ __global__ void __launch_bounds__(kProjectionThreads)
   const std::int64_t slots = p.num_samples * B;
 
   if (count > 0) {
-    const unsigned long long best = block_min_u64(
-        projection_pass<T, G, true>(VJ, residual, nullptr, p.n, ld, quad_begin, quad_end, -1,
-                                    p.seed, sample, 0),
-        min_scratch);
+    const unsigned long long best =
+        block_min_u64(projection_pass<T, G, true>(VJ, residual, nullptr, p.n, ld, quad_begin,
+                                                  quad_end, -1, p.seed, sample, 0),
+                      min_scratch);
     if (threadIdx.x == 0) winners[s * B + b] = best;
   }
   grid.sync();
@@ -251,11 +253,11 @@ __global__ void __launch_bounds__(kProjectionThreads)
           for (std::int64_t e = threadIdx.x; e < ld; e += blockDim.x) W[t * ld + e] = v[e] * inv;
           __syncthreads();
           if (t + 1 < count) {
-            const unsigned long long next = block_min_u64(
-                projection_pass<T, G, false>(VJ, residual, W + t * ld, p.n, ld, quad_begin,
-                                             quad_end, j, p.seed, sample,
-                                             static_cast<std::uint32_t>(t + 1)),
-                min_scratch);
+            const unsigned long long next =
+                block_min_u64(projection_pass<T, G, false>(VJ, residual, W + t * ld, p.n, ld,
+                                                           quad_begin, quad_end, j, p.seed, sample,
+                                                           static_cast<std::uint32_t>(t + 1)),
+                              min_scratch);
             if (threadIdx.x == 0) winners[((t + 1) & 1) * slots + s * B + b] = next;
           }
         }
@@ -306,8 +308,8 @@ int max_blocks_per_sm(std::size_t shared) {
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(shared)));
   int per_sm = 0;
-  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kProjectionThreads,
-                                                           shared));
+  CUDA_CHECK(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kProjectionThreads, shared));
   return per_sm;
 }
 
@@ -318,14 +320,15 @@ void projection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelectio
   const std::int64_t n = spectrum.n, m = selection.max_count, S = selection.num_samples;
   if (S == 0) return;
   if (m == 0) {  // every sample is empty: rows are all padding
-    CUDA_CHECK(cudaMemsetAsync(out, 0xff, checked_size(S, selection.width, sizeof(std::int64_t)),
-                               stream));
+    CUDA_CHECK(
+        cudaMemsetAsync(out, 0xff, checked_size(S, selection.width, sizeof(std::int64_t)), stream));
     return;
   }
   const std::int64_t ld = padded_width<T>(m);
   const std::size_t shared = projection_shared_bytes<T>(m, ld);
   IPDPP_REQUIRE(shared <= static_cast<std::size_t>(max_shared_memory_per_block()),
-                "k = " + std::to_string(m) + " is too large for the CUDA sequential sampler (at most " +
+                "k = " + std::to_string(m) +
+                    " is too large for the CUDA sequential sampler (at most " +
                     std::to_string(projection_max_k(spectrum.dtype)) + " for this dtype)");
   // The lane grouping fixes the summation order of every residual, so it must not depend on
   // the batch: from the row width (k, or the rank for a DPP), never from max_count, which for a
@@ -343,15 +346,16 @@ void projection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelectio
   const std::int64_t resident = static_cast<std::int64_t>(per_sm) * multiprocessor_count();
 
   // Samples per launch: bounded by the gathered-V_J scratch and by one block per sample.
-  const std::int64_t per_sample_bytes = static_cast<std::int64_t>(
-      checked_size(n, ld + 1, sizeof(T)));
-  const std::int64_t chunk =
-      std::max<std::int64_t>(1, std::min({S, resident, kSequentialScratchBytes / per_sample_bytes}));
+  const std::int64_t per_sample_bytes =
+      static_cast<std::int64_t>(checked_size(n, ld + 1, sizeof(T)));
+  const std::int64_t chunk = std::max<std::int64_t>(
+      1, std::min({S, resident, kSequentialScratchBytes / per_sample_bytes}));
   // Blocks per sample: all resident blocks, but no block with fewer than two quads per row group
   // (below that the per-step winner reduction over blocks costs more than the rows it saves).
   const std::int64_t quads = (n + 3) / 4;
   const std::int64_t min_quads_per_block = 2 * (kProjectionThreads / G);
-  const std::int64_t useful = std::max<std::int64_t>(1, (quads + min_quads_per_block - 1) / min_quads_per_block);
+  const std::int64_t useful =
+      std::max<std::int64_t>(1, (quads + min_quads_per_block - 1) / min_quads_per_block);
 
   DeviceBuffer<T> VJ(checked_size(chunk, n, ld), stream);
   DeviceBuffer<T> residual(checked_size(chunk, n), stream);
@@ -363,14 +367,24 @@ void projection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelectio
   for (std::int64_t s0 = 0; s0 < S; s0 += chunk) {
     const std::int64_t count = std::min(chunk, S - s0);
     gather_selected_columns<T><<<grid_size(count * n * ld), kThreadsPerBlock, 0, stream>>>(
-        spectrum.eigenvectors_as<T>(), n, spectrum.rank, selection.indices.data() + s0 * selection.width,
-        selection.width, selection.counts.data() + s0, count, ld, VJ.data());
+        spectrum.eigenvectors_as<T>(), n, spectrum.rank,
+        selection.indices.data() + s0 * selection.width, selection.width,
+        selection.counts.data() + s0, count, ld, VJ.data());
     CUDA_CHECK_LAUNCH("gather_selected_columns");
-    ProjectionParams params{VJ.data(), residual.data(), winners.data(),
-                            selection.counts.data() + s0, out + s0 * selection.width,
-                            status.data(), n, ld, m, selection.width, count,
+    ProjectionParams params{VJ.data(),
+                            residual.data(),
+                            winners.data(),
+                            selection.counts.data() + s0,
+                            out + s0 * selection.width,
+                            status.data(),
+                            n,
+                            ld,
+                            m,
+                            selection.width,
+                            count,
                             static_cast<int>(B),
-                            seed, sample_offset + static_cast<std::uint64_t>(s0)};
+                            seed,
+                            sample_offset + static_cast<std::uint64_t>(s0)};
     const auto blocks = static_cast<unsigned int>(count * B);
     switch (G) {
       case 4: launch_projection<T, 4>(params, blocks, shared, stream); break;
@@ -391,18 +405,19 @@ void projection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelectio
 
 std::int64_t projection_max_k(DType dtype) {
   return largest_k_in_shared_memory([dtype](std::int64_t k) {
-    return dtype == DType::kFloat32 ? projection_shared_bytes<float>(k, padded_width<float>(k))
-                                    : projection_shared_bytes<double>(k, padded_width<double>(k));
+    return dispatch_dtype(dtype, [k](auto tag) {
+      using T = decltype(tag);
+      return projection_shared_bytes<T>(k, padded_width<T>(k));
+    });
   });
 }
 
 void projection_sample(const DeviceSpectrum& spectrum, const EigenSelection& selection,
                        std::uint64_t seed, std::uint64_t sample_offset, std::int64_t* out,
                        cudaStream_t stream) {
-  if (spectrum.dtype == DType::kFloat32)
-    projection_sample_typed<float>(spectrum, selection, seed, sample_offset, out, stream);
-  else
-    projection_sample_typed<double>(spectrum, selection, seed, sample_offset, out, stream);
+  dispatch_dtype(spectrum.dtype, [&](auto tag) {
+    projection_sample_typed<decltype(tag)>(spectrum, selection, seed, sample_offset, out, stream);
+  });
 }
 
 }  // namespace ipdpp::cuda

@@ -25,8 +25,8 @@ __device__ __forceinline__ void race_exponentials(std::uint64_t seed, std::uint6
                         static_cast<std::uint32_t>(sample >> 32) ^
                             (static_cast<std::uint32_t>(RandomPurpose::kSequential) << 24),
                         static_cast<std::uint32_t>(quad), 0x80000000u | step}};
-  const Philox4x32 r = philox4x32_10(ctr, static_cast<std::uint32_t>(seed),
-                                     static_cast<std::uint32_t>(seed >> 32));
+  const Philox4x32 r =
+      philox4x32_10(ctr, static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
     const float u = (static_cast<float>(r.v[w] >> 8) + 0.5f) * 5.9604644775390625e-8f;  // 2^-24
@@ -46,6 +46,5 @@ __device__ __forceinline__ bool race_is_empty(unsigned long long packed) {
   // +inf key (no item with positive residual) or the initial all-ones value.
   return (packed >> 32) >= 0x7f800000ull;
 }
-
 
 }  // namespace ipdpp::cuda

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "common/alias_table.h"
 #include "common/error.h"
 #include "common/philox.h"
 #include "cuda/block_reduce.cuh"
@@ -33,50 +34,19 @@ __global__ void leverage_scores(const T* __restrict__ V, std::int64_t n, std::in
   }
 }
 
-// Vose's alias method: column c keeps itself with probability prob[c], else alias[c].
-void build_alias_table(const std::vector<double>& weights, std::vector<double>& prob,
-                       std::vector<std::int32_t>& alias) {
-  const std::int64_t n = static_cast<std::int64_t>(weights.size());
-  double total = 0.0;
-  for (double w : weights) total += w;
-  IPDPP_REQUIRE(total > 0.0, "the kernel has no positive leverage score (rank 0)");
-  prob.assign(weights.size(), 1.0);
-  alias.resize(weights.size());
-  std::vector<double> scaled(weights.size());
-  std::vector<std::int32_t> small, large;
-  for (std::int64_t i = 0; i < n; ++i) {
-    scaled[i] = weights[i] * static_cast<double>(n) / total;
-    alias[i] = static_cast<std::int32_t>(i);
-    (scaled[i] < 1.0 ? small : large).push_back(static_cast<std::int32_t>(i));
-  }
-  while (!small.empty() && !large.empty()) {
-    const std::int32_t s = small.back(), l = large.back();
-    small.pop_back();
-    prob[s] = scaled[s];
-    alias[s] = l;
-    scaled[l] -= 1.0 - scaled[s];
-    if (scaled[l] < 1.0) {
-      large.pop_back();
-      small.push_back(l);
-    }
-  }
-  // Columns left in either list (rounding) keep prob = 1. A zero-weight column left over is
-  // then proposed but never accepted (its residual is 0), so this costs time, never exactness.
-}
-
 // Shared memory of the rejection kernel for max_count = m.
 struct RejectionShared {
   std::size_t W, v, coef, columns, chosen, accepted, control, bytes;
   template <class T>
-  IPDPP_SHARED_HD static RejectionShared make(std::int64_t m) {
+  IPDPP_HD static RejectionShared make(std::int64_t m) {
     const std::int64_t ldw = m | 1;  // odd stride: lanes reading W[q, c] for 32 q hit 32 banks
     SharedLayout layout;
     RejectionShared s{};
     s.W = layout.take(static_cast<std::size_t>(m * ldw), sizeof(T));
     s.v = layout.take(static_cast<std::size_t>(kRejectionWarps * m), sizeof(T));     // per warp
     s.coef = layout.take(static_cast<std::size_t>(kRejectionWarps * m), sizeof(T));  // per warp
-    s.columns = layout.take(static_cast<std::size_t>(m), sizeof(std::int64_t));  // eigenvectors
-    s.chosen = layout.take(static_cast<std::size_t>(m), sizeof(std::int64_t));   // items
+    s.columns = layout.take(static_cast<std::size_t>(m), sizeof(std::int64_t));      // eigenvectors
+    s.chosen = layout.take(static_cast<std::size_t>(m), sizeof(std::int64_t));       // items
     s.accepted = layout.take(kRejectionWarps, sizeof(int));
     s.control = layout.take(2, sizeof(int));  // [winning warp or -1, proposal budget spent]
     s.bytes = layout.size();
@@ -96,7 +66,7 @@ struct RejectionParams {
   const std::int32_t* alias_index;
   const std::int64_t* selected;  // num_samples x width
   const std::int32_t* counts;
-  std::int64_t* out;             // num_samples x width
+  std::int64_t* out;  // num_samples x width
   int* status;
   std::int64_t n, rank, width, max_count, num_samples;
   std::uint64_t seed, sample_offset;
@@ -133,11 +103,10 @@ __global__ void __launch_bounds__(kRejectionThreads) rejection_kernel(const Reje
         // Proposal base + warp, evaluated by this warp.
         double u0 = 0.0, u1 = 0.0;
         rng.uniform_pair_at(base + static_cast<std::uint32_t>(warp), &u0, &u1);
+        // One uniform gives the bucket (its integer part times n) and the coin (the fraction).
         const double x = u0 * static_cast<double>(p.n);
-        std::int64_t column = static_cast<std::int64_t>(x);
-        if (column >= p.n) column = p.n - 1;
-        const double coin = x - static_cast<double>(column);
-        const std::int64_t i = coin < p.alias_probability[column] ? column : p.alias_index[column];
+        const double coin = x - floor(x);
+        const std::int64_t i = alias_draw(p.alias_probability, p.alias_index, p.n, u0, coin);
         // The proposed row restricted to the sample's eigenvectors, and its squared norm.
         T norm2 = T(0);
         for (std::int64_t c = lane; c < count; c += 32) {
@@ -243,8 +212,8 @@ void rejection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelection
   const std::int64_t S = selection.num_samples, m = selection.max_count;
   if (S == 0) return;
   if (m == 0) {  // every sample is empty: rows are all padding
-    CUDA_CHECK(cudaMemsetAsync(out, 0xff, checked_size(S, selection.width, sizeof(std::int64_t)),
-                               stream));
+    CUDA_CHECK(
+        cudaMemsetAsync(out, 0xff, checked_size(S, selection.width, sizeof(std::int64_t)), stream));
     return;
   }
   IPDPP_ASSERT(spectrum.alias_index.data() != nullptr);
@@ -257,20 +226,30 @@ void rejection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelection
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(shared)));
   int per_sm = 0;
-  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kRejectionThreads,
-                                                           shared));
+  CUDA_CHECK(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kRejectionThreads, shared));
   IPDPP_ASSERT(per_sm > 0);
   const std::int64_t blocks =
       std::min<std::int64_t>(S, static_cast<std::int64_t>(per_sm) * multiprocessor_count());
   DeviceBuffer<int> status(1, stream);
   CUDA_CHECK(cudaMemsetAsync(status.data(), 0, sizeof(int), stream));
-  const RejectionParams params{spectrum.eigenvectors.data(), spectrum.leverage.data(),
-                               spectrum.alias_probability.data(), spectrum.alias_index.data(),
-                               selection.indices.data(), selection.counts.data(), out,
-                               status.data(), spectrum.n, spectrum.rank, selection.width, m, S,
-                               seed, sample_offset};
-  rejection_kernel<T><<<static_cast<unsigned int>(blocks), kRejectionThreads, shared, stream>>>(
-      params);
+  const RejectionParams params{spectrum.eigenvectors.data(),
+                               spectrum.leverage.data(),
+                               spectrum.alias_probability.data(),
+                               spectrum.alias_index.data(),
+                               selection.indices.data(),
+                               selection.counts.data(),
+                               out,
+                               status.data(),
+                               spectrum.n,
+                               spectrum.rank,
+                               selection.width,
+                               m,
+                               S,
+                               seed,
+                               sample_offset};
+  rejection_kernel<T>
+      <<<static_cast<unsigned int>(blocks), kRejectionThreads, shared, stream>>>(params);
   CUDA_CHECK_LAUNCH("rejection_kernel");
   const int host_status = read_value(status.data(), stream);
   if (host_status != 0)
@@ -287,20 +266,19 @@ void prepare_rejection_tables(DeviceSpectrum& spectrum, cudaStream_t stream) {
   const std::int64_t n = spectrum.n;
   IPDPP_REQUIRE(n <= (std::int64_t{1} << 31) - 1, "the rejection sampler needs n < 2^31");
   DeviceBuffer<double> leverage(static_cast<std::size_t>(n), stream);
-  if (spectrum.dtype == DType::kFloat32)
-    leverage_scores<float><<<grid_size(n), kThreadsPerBlock, 0, stream>>>(
-        spectrum.eigenvectors_as<float>(), n, spectrum.rank, leverage.data());
-  else
-    leverage_scores<double><<<grid_size(n), kThreadsPerBlock, 0, stream>>>(
-        spectrum.eigenvectors_as<double>(), n, spectrum.rank, leverage.data());
+  dispatch_dtype(spectrum.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    leverage_scores<T><<<grid_size(n), kThreadsPerBlock, 0, stream>>>(
+        spectrum.eigenvectors_as<T>(), n, spectrum.rank, leverage.data());
+  });
   CUDA_CHECK_LAUNCH("leverage_scores");
   std::vector<double> host(static_cast<std::size_t>(n));
   CUDA_CHECK(cudaMemcpyAsync(host.data(), leverage.data(), host.size() * sizeof(double),
                              cudaMemcpyDeviceToHost, stream));
   CUDA_CHECK(cudaStreamSynchronize(stream));
-  std::vector<double> prob;
-  std::vector<std::int32_t> alias;
-  build_alias_table(host, prob, alias);
+  std::vector<double> prob(host.size());
+  std::vector<std::int32_t> alias(host.size());
+  build_alias_table(host.data(), n, prob.data(), alias.data());
   DeviceBuffer<double> prob_d = to_device(prob.data(), prob.size(), stream);
   DeviceBuffer<std::int32_t> alias_d = to_device(alias.data(), alias.size(), stream);
   // Other threads may use the tables on other streams as soon as alias_index is set: complete
@@ -317,18 +295,17 @@ void prepare_rejection_tables(DeviceSpectrum& spectrum, cudaStream_t stream) {
 
 std::int64_t rejection_max_k(DType dtype) {
   return largest_k_in_shared_memory([dtype](std::int64_t k) {
-    return dtype == DType::kFloat32 ? rejection_shared_bytes<float>(k)
-                                    : rejection_shared_bytes<double>(k);
+    return dispatch_dtype(dtype,
+                          [k](auto tag) { return rejection_shared_bytes<decltype(tag)>(k); });
   });
 }
 
 void rejection_sample(const DeviceSpectrum& spectrum, const EigenSelection& selection,
                       std::uint64_t seed, std::uint64_t sample_offset, std::int64_t* out,
                       cudaStream_t stream) {
-  if (spectrum.dtype == DType::kFloat32)
-    rejection_sample_typed<float>(spectrum, selection, seed, sample_offset, out, stream);
-  else
-    rejection_sample_typed<double>(spectrum, selection, seed, sample_offset, out, stream);
+  dispatch_dtype(spectrum.dtype, [&](auto tag) {
+    rejection_sample_typed<decltype(tag)>(spectrum, selection, seed, sample_offset, out, stream);
+  });
 }
 
 }  // namespace ipdpp::cuda

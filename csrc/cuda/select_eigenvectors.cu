@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/esp.h"
 #include "common/philox.h"
+#include "common/select_eigenvectors.h"
 #include "cuda/cuda_check.h"
 #include "cuda/launch_config.h"
 #include "cuda/select_eigenvectors.h"
@@ -13,13 +14,10 @@
 namespace ipdpp::cuda {
 namespace {
 
-__global__ void select_eigenvectors_k_kernel(const double* __restrict__ table,
-                                             const double* __restrict__ log_eigenvalues,
-                                             std::int64_t rank, std::int64_t k,
-                                             std::int64_t num_samples, std::uint64_t seed,
-                                             std::uint64_t sample_offset,
-                                             std::int64_t* __restrict__ indices,
-                                             std::int32_t* __restrict__ counts) {
+__global__ void select_eigenvectors_k_kernel(
+    const double* __restrict__ table, const double* __restrict__ log_eigenvalues, std::int64_t rank,
+    std::int64_t k, std::int64_t num_samples, std::uint64_t seed, std::uint64_t sample_offset,
+    std::int64_t* __restrict__ indices, std::int32_t* __restrict__ counts) {
   for (std::int64_t s = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
        s < num_samples; s += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     RandomStream rng(seed, sample_offset + static_cast<std::uint64_t>(s),
@@ -40,12 +38,8 @@ __global__ void select_eigenvectors_bernoulli_kernel(const double* __restrict__ 
        s < num_samples; s += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     RandomStream rng(seed, sample_offset + static_cast<std::uint64_t>(s),
                      RandomPurpose::kEigenSelection);
-    std::int32_t count = 0;
-    for (std::int64_t j = 0; j < rank; ++j) {
-      const double lambda = eigenvalues[j];
-      if (rng.uniform() < lambda / (1.0 + lambda)) indices[s * rank + count++] = j;
-    }
-    counts[s] = count;
+    counts[s] =
+        static_cast<std::int32_t>(select_bernoulli(eigenvalues, rank, rng, indices + s * rank));
   }
 }
 
@@ -76,13 +70,14 @@ EigenSelection select_eigenvectors(const DeviceSpectrum& spectrum, std::int64_t 
                                    std::int64_t num_samples, std::uint64_t seed,
                                    std::uint64_t sample_offset, cudaStream_t stream) {
   const std::int64_t rank = spectrum.rank;
-  IPDPP_REQUIRE(k <= rank, "k = " + std::to_string(k) + " exceeds the kernel's rank " +
-                               std::to_string(rank));
+  IPDPP_REQUIRE(k <= rank,
+                "k = " + std::to_string(k) + " exceeds the kernel's rank " + std::to_string(rank));
   EigenSelection selection;
   selection.num_samples = num_samples;
   selection.width = k >= 0 ? k : rank;
   selection.max_count = selection.width;
-  selection.indices = DeviceBuffer<std::int64_t>(checked_size(num_samples, selection.width), stream);
+  selection.indices =
+      DeviceBuffer<std::int64_t>(checked_size(num_samples, selection.width), stream);
   selection.counts = DeviceBuffer<std::int32_t>(static_cast<std::size_t>(num_samples), stream);
   if (num_samples == 0) return selection;
   if (k >= 0) {
@@ -101,8 +96,7 @@ EigenSelection select_eigenvectors(const DeviceSpectrum& spectrum, std::int64_t 
     DeviceBuffer<double> lambda_d =
         to_device(spectrum.eigenvalues.data(), spectrum.eigenvalues.size(), stream);
     launch_select_eigenvectors_bernoulli(lambda_d.data(), rank, num_samples, seed, sample_offset,
-                                         selection.indices.data(), selection.counts.data(),
-                                         stream);
+                                         selection.indices.data(), selection.counts.data(), stream);
     // The sampling kernels size their shared memory by the largest set actually drawn (DPP
     // samples are usually far smaller than the rank), which the host must know: one read back.
     std::vector<std::int32_t> counts(static_cast<std::size_t>(num_samples));

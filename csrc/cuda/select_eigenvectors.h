@@ -22,10 +22,10 @@ namespace ipdpp::cuda {
 // Selected eigenvector indices of a batch of samples, on the device.
 struct EigenSelection {
   std::int64_t num_samples = 0;
-  std::int64_t width = 0;                // row stride of `indices`: k, or the rank for a DPP
-  DeviceBuffer<std::int64_t> indices;    // num_samples x width, ascending, valid up to counts[s]
-  DeviceBuffer<std::int32_t> counts;     // num_samples: k for a k-DPP, random for a DPP
-  std::int64_t max_count = 0;            // max of counts (k for a k-DPP)
+  std::int64_t width = 0;              // row stride of `indices`: k, or the rank for a DPP
+  DeviceBuffer<std::int64_t> indices;  // num_samples x width, ascending, valid up to counts[s]
+  DeviceBuffer<std::int32_t> counts;   // num_samples: k for a k-DPP, random for a DPP
+  std::int64_t max_count = 0;          // max of counts (k for a k-DPP)
 };
 
 // Draws the eigenvector sets of samples sample_offset .. sample_offset + num_samples - 1.
@@ -35,13 +35,12 @@ EigenSelection select_eigenvectors(const DeviceSpectrum& spectrum, std::int64_t 
                                    std::uint64_t sample_offset, cudaStream_t stream);
 
 // Launch APIs (exposed for tests of the phase on its own).
-//   log_esp_table: device (rank + 1) x (k + 1), common/esp.h layout; log_eigenvalues: device (rank,)
-//   indices: device num_samples x k
+//   log_esp_table: device (rank + 1) x (k + 1), common/esp.h layout; log_eigenvalues: device
+//   (rank,) indices: device num_samples x k
 void launch_select_eigenvectors_k(const double* log_esp_table, const double* log_eigenvalues,
                                   std::int64_t rank, std::int64_t k, std::int64_t num_samples,
                                   std::uint64_t seed, std::uint64_t sample_offset,
-                                  std::int64_t* indices, std::int32_t* counts,
-                                  cudaStream_t stream);
+                                  std::int64_t* indices, std::int32_t* counts, cudaStream_t stream);
 //   eigenvalues: device (rank,); indices: device num_samples x rank; counts: device (num_samples,)
 void launch_select_eigenvectors_bernoulli(const double* eigenvalues, std::int64_t rank,
                                           std::int64_t num_samples, std::uint64_t seed,

@@ -5,23 +5,19 @@
 
 #include <cstddef>
 
-#if defined(__CUDACC__)
-#define IPDPP_SHARED_HD __host__ __device__ __forceinline__
-#else
-#define IPDPP_SHARED_HD inline
-#endif
+#include "common/host_device.h"
 
 namespace ipdpp::cuda {
 
 class SharedLayout {
  public:
   // Reserves `count` elements of `bytes_each` bytes; returns their byte offset.
-  IPDPP_SHARED_HD std::size_t take(std::size_t count, std::size_t bytes_each) {
+  IPDPP_HD std::size_t take(std::size_t count, std::size_t bytes_each) {
     const std::size_t offset = size_;
     size_ += (count * bytes_each + 15) / 16 * 16;
     return offset;
   }
-  IPDPP_SHARED_HD std::size_t size() const { return size_; }
+  IPDPP_HD std::size_t size() const { return size_; }
 
  private:
   std::size_t size_ = 0;

@@ -54,8 +54,8 @@ template <class T>
 __global__ void widen_scaled_rows(const T* __restrict__ B, const double* __restrict__ q,
                                   std::int64_t rows, std::int64_t d, double* __restrict__ out) {
   const std::int64_t total = rows * d;
-  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       e < total; e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const double scale = q != nullptr ? q[e / d] : 1.0;
     out[e] = scale * static_cast<double>(B[e]);
   }
@@ -63,12 +63,12 @@ __global__ void widen_scaled_rows(const T* __restrict__ B, const double* __restr
 
 // Us[:, c] = U[:, first + c] / sqrt(lambda_{first + c}) (column-major d x rank, ld = d).
 __global__ void scale_eigenvector_columns(const double* __restrict__ U,
-                                          const double* __restrict__ eigenvalues,
-                                          std::int64_t d, std::int64_t first, std::int64_t rank,
+                                          const double* __restrict__ eigenvalues, std::int64_t d,
+                                          std::int64_t first, std::int64_t rank,
                                           double* __restrict__ Us) {
   const std::int64_t total = d * rank;
-  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       e < total; e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t c = e / d;
     Us[e] = U[(first + c) * d + e % d] / sqrt(eigenvalues[first + c]);
   }
@@ -76,9 +76,10 @@ __global__ void scale_eigenvector_columns(const double* __restrict__ U,
 
 // out[e] = in[e] converted to T.
 template <class T>
-__global__ void narrow_copy(const double* __restrict__ in, std::int64_t count, T* __restrict__ out) {
-  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       e < count; e += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+__global__ void narrow_copy(const double* __restrict__ in, std::int64_t count,
+                            T* __restrict__ out) {
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < count;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
     out[e] = static_cast<T>(in[e]);
 }
 
@@ -88,8 +89,8 @@ __global__ void gather_dense_eigenvectors(const double* __restrict__ U, std::int
                                           std::int64_t first, std::int64_t rank,
                                           T* __restrict__ V) {
   const std::int64_t total = n * rank;
-  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       e < total; e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t i = e / rank, c = e % rank;
     V[e] = static_cast<T>(U[(first + c) * n + i]);
   }
@@ -98,17 +99,14 @@ __global__ void gather_dense_eigenvectors(const double* __restrict__ U, std::int
 // Rows [row0, row0 + rows) of X = diag(q) B as float64 (row-major), either a view of B itself
 // (float64 input without quality) or a widened copy in `scratch`.
 const double* widened_rows(const void* B, DType dtype, std::int64_t row0, std::int64_t rows,
-                           std::int64_t d, const double* q, double* scratch,
-                           cudaStream_t stream) {
+                           std::int64_t d, const double* q, double* scratch, cudaStream_t stream) {
   if (dtype == DType::kFloat64 && q == nullptr) return static_cast<const double*>(B) + row0 * d;
   const double* q_rows = q != nullptr ? q + row0 : nullptr;
-  if (dtype == DType::kFloat32) {
-    widen_scaled_rows<float><<<grid_size(rows * d), kThreadsPerBlock, 0, stream>>>(
-        static_cast<const float*>(B) + row0 * d, q_rows, rows, d, scratch);
-  } else {
-    widen_scaled_rows<double><<<grid_size(rows * d), kThreadsPerBlock, 0, stream>>>(
-        static_cast<const double*>(B) + row0 * d, q_rows, rows, d, scratch);
-  }
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    widen_scaled_rows<T><<<grid_size(rows * d), kThreadsPerBlock, 0, stream>>>(
+        static_cast<const T*>(B) + row0 * d, q_rows, rows, d, scratch);
+  });
   CUDA_CHECK_LAUNCH("widen_scaled_rows");
   return scratch;
 }
@@ -145,8 +143,8 @@ void symmetric_eigh(double* A, std::int64_t m, double* w, cudaStream_t stream) {
                                              CUBLAS_FILL_MODE_LOWER, mi, A, mi, w, &lwork));
   DeviceBuffer<double> work(static_cast<std::size_t>(std::max(lwork, 1)), stream);
   DeviceBuffer<int> info(1, stream);
-  CUSOLVER_CHECK(cusolverDnDsyevd(handle, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, mi,
-                                  A, mi, w, work.data(), lwork, info.data()));
+  CUSOLVER_CHECK(cusolverDnDsyevd(handle, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, mi, A,
+                                  mi, w, work.data(), lwork, info.data()));
   const int host_info = read_value(info.data(), stream);
   if (host_info != 0)
     throw CudaError("cusolverDnDsyevd failed: info = " + std::to_string(host_info) +
@@ -186,9 +184,8 @@ std::vector<double> dual_gram_eigenvalues(const void* features, DType dtype, std
   return to_host(w.data(), d, stream);
 }
 
-std::unique_ptr<DeviceSpectrum> lowrank_spectrum(const void* features, DType dtype,
-                                                 std::int64_t n, std::int64_t d,
-                                                 const double* quality, double rtol,
+std::unique_ptr<DeviceSpectrum> lowrank_spectrum(const void* features, DType dtype, std::int64_t n,
+                                                 std::int64_t d, const double* quality, double rtol,
                                                  cudaStream_t stream) {
   IPDPP_REQUIRE(n > 0 && d > 0, "features must be non-empty");
   IPDPP_REQUIRE(d <= (std::int64_t{1} << 31) - 1 && n <= (std::int64_t{1} << 31) - 1,
@@ -225,8 +222,8 @@ std::unique_ptr<DeviceSpectrum> lowrank_spectrum(const void* features, DType dty
   cublasHandle_t handle = cublas_handle(stream);
   for (std::int64_t row0 = 0; row0 < n; row0 += chunk) {
     const std::int64_t rows = std::min(chunk, n - row0);
-    const double* X = widened_rows(features, dtype, row0, rows, d, quality, x_scratch.data(),
-                                   stream);
+    const double* X =
+        widened_rows(features, dtype, row0, rows, d, quality, x_scratch.data(), stream);
     double* out = dtype == DType::kFloat32
                       ? v_scratch.data()
                       : reinterpret_cast<double*>(spectrum->eigenvectors.data()) + row0 * rank;
@@ -237,8 +234,7 @@ std::unique_ptr<DeviceSpectrum> lowrank_spectrum(const void* features, DType dty
                              static_cast<int>(rank)));
     if (dtype == DType::kFloat32) {
       narrow_copy<float><<<grid_size(rows * rank), kThreadsPerBlock, 0, stream>>>(
-          out, rows * rank,
-          reinterpret_cast<float*>(spectrum->eigenvectors.data()) + row0 * rank);
+          out, rows * rank, reinterpret_cast<float*>(spectrum->eigenvectors.data()) + row0 * rank);
       CUDA_CHECK_LAUNCH("narrow_copy");
     }
   }
@@ -249,8 +245,7 @@ std::unique_ptr<DeviceSpectrum> lowrank_spectrum(const void* features, DType dty
 }
 
 std::unique_ptr<DeviceSpectrum> dense_spectrum(const void* L, DType dtype, std::int64_t n,
-                                               double rtol, double psd_rtol,
-                                               cudaStream_t stream) {
+                                               double rtol, double psd_rtol, cudaStream_t stream) {
   IPDPP_REQUIRE(n > 0, "L must be non-empty");
   IPDPP_REQUIRE(rtol >= 0.0 && rtol < 1.0, "rtol must be in [0, 1)");
   IPDPP_REQUIRE(psd_rtol >= 0.0, "psd_rtol must be >= 0");
@@ -289,13 +284,11 @@ std::unique_ptr<DeviceSpectrum> dense_spectrum(const void* L, DType dtype, std::
   if (rank == 0) return spectrum;
   spectrum->eigenvectors =
       DeviceBuffer<unsigned char>(checked_size(n, rank, dtype_size(dtype)), stream);
-  if (dtype == DType::kFloat32) {
-    gather_dense_eigenvectors<float><<<grid_size(n * rank), kThreadsPerBlock, 0, stream>>>(
-        A.data(), n, first, rank, reinterpret_cast<float*>(spectrum->eigenvectors.data()));
-  } else {
-    gather_dense_eigenvectors<double><<<grid_size(n * rank), kThreadsPerBlock, 0, stream>>>(
-        A.data(), n, first, rank, reinterpret_cast<double*>(spectrum->eigenvectors.data()));
-  }
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    gather_dense_eigenvectors<T><<<grid_size(n * rank), kThreadsPerBlock, 0, stream>>>(
+        A.data(), n, first, rank, reinterpret_cast<T*>(spectrum->eigenvectors.data()));
+  });
   CUDA_CHECK_LAUNCH("gather_dense_eigenvectors");
   CUDA_CHECK(cudaStreamSynchronize(stream));  // may be read on other streams (see above)
   spectrum->eigenvectors.free_on(cudaStreamLegacy);

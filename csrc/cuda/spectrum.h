@@ -16,13 +16,10 @@
 #include <mutex>
 #include <vector>
 
+#include "common/dtype.h"
 #include "cuda/device_buffer.h"
 
 namespace ipdpp::cuda {
-
-enum class DType { kFloat32, kFloat64 };
-
-inline std::size_t dtype_size(DType dtype) { return dtype == DType::kFloat32 ? 4 : 8; }
 
 // The spectrum of a kernel on one device. Owned by the Python object that caches it.
 struct DeviceSpectrum {
@@ -55,9 +52,8 @@ struct DeviceSpectrum {
 //   rtol: eigenvalues <= rtol * max eigenvalue are dropped (they are rounding noise).
 // Synchronises `stream` twice: the rank decides the size of the eigenvector buffer, and the
 // finished spectrum may be read on any stream afterwards.
-std::unique_ptr<DeviceSpectrum> lowrank_spectrum(const void* features, DType dtype,
-                                                 std::int64_t n, std::int64_t d,
-                                                 const double* quality, double rtol,
+std::unique_ptr<DeviceSpectrum> lowrank_spectrum(const void* features, DType dtype, std::int64_t n,
+                                                 std::int64_t d, const double* quality, double rtol,
                                                  cudaStream_t stream);
 
 // Eigenvalues (all d, ascending, host) of the dual Gram matrix C = B^T diag(q^2) B: the
@@ -72,7 +68,6 @@ std::vector<double> dual_gram_eigenvalues(const void* features, DType dtype, std
 // is below -psd_rtol * max|eigenvalue|, the rule of the CPU dense_spectrum (csrc/cpu/spectrum.h):
 // callers pass the same psd_rtol on both devices. Eigenvalues <= rtol * max are dropped.
 std::unique_ptr<DeviceSpectrum> dense_spectrum(const void* L, DType dtype, std::int64_t n,
-                                               double rtol, double psd_rtol,
-                                               cudaStream_t stream);
+                                               double rtol, double psd_rtol, cudaStream_t stream);
 
 }  // namespace ipdpp::cuda

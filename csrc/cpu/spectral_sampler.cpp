@@ -1,0 +1,79 @@
+#include "cpu/spectral_sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "common/error.h"
+#include "common/parallel.h"
+#include "cpu/projection_sampler.h"
+#include "cpu/select_eigenvectors.h"
+
+namespace ipdpp {
+
+SpectralSampler::SpectralSampler(Spectrum spectrum) : spectrum_(std::move(spectrum)) {
+  log_eigenvalues_.reserve(spectrum_.eigenvalues.size());
+  for (double lam : spectrum_.eigenvalues) log_eigenvalues_.push_back(std::log(lam));
+}
+
+const LeverageProposal& SpectralSampler::proposal() const {
+  std::call_once(proposal_once_, [this] {
+    proposal_ = std::make_unique<LeverageProposal>(build_leverage_proposal(spectrum_));
+  });
+  return *proposal_;
+}
+
+void SpectralSampler::project(const std::int64_t* cols, std::int64_t k, std::uint64_t seed,
+                              std::uint64_t sample, ProjectionMethod method,
+                              std::int64_t* out) const {
+  if (k == 0) return;  // an empty sample needs no tables (and a rank-0 spectrum has none)
+  if (method == ProjectionMethod::kAuto) method = choose_cpu_method(spectrum_.n, spectrum_.rank, k);
+  if (method == ProjectionMethod::kRejection) {
+    RandomStream rng(seed, sample, RandomPurpose::kRejection);
+    project_rejection(spectrum_, proposal(), cols, k, rng, out);
+  } else {
+    RandomStream rng(seed, sample, RandomPurpose::kSequential);
+    project_sequential(spectrum_, cols, k, rng, out);
+  }
+  std::sort(out, out + k);
+}
+
+void SpectralSampler::sample_k(std::int64_t k, std::int64_t num_samples, std::uint64_t seed,
+                               std::uint64_t sample_offset, ProjectionMethod method, int threads,
+                               std::int64_t* out) const {
+  IPDPP_REQUIRE(k >= 0, "k must be non-negative; got " + std::to_string(k));
+  IPDPP_REQUIRE(k <= spectrum_.rank, "k = " + std::to_string(k) + " exceeds the kernel's rank " +
+                                         std::to_string(spectrum_.rank));
+  IPDPP_REQUIRE(num_samples >= 0, "num_samples must be non-negative");
+  if (k == 0 || num_samples == 0) return;
+  const auto table = esp_tables_.get(log_eigenvalues_.data(), spectrum_.rank, k);
+  parallel_for(num_samples, threads, [&](std::int64_t i) {
+    const std::uint64_t sample = sample_offset + static_cast<std::uint64_t>(i);
+    std::int64_t* dst = out + i * k;
+    std::vector<std::int64_t> cols(static_cast<std::size_t>(k));
+    select_k_eigenvectors(table->data(), log_eigenvalues_.data(), spectrum_.rank, k, seed, sample,
+                          cols.data());
+    project(cols.data(), k, seed, sample, method, dst);
+  });
+}
+
+std::vector<std::vector<std::int64_t>> SpectralSampler::sample_dpp(std::int64_t num_samples,
+                                                                   std::uint64_t seed,
+                                                                   std::uint64_t sample_offset,
+                                                                   ProjectionMethod method,
+                                                                   int threads) const {
+  IPDPP_REQUIRE(num_samples >= 0, "num_samples must be non-negative");
+  std::vector<std::vector<std::int64_t>> samples(static_cast<std::size_t>(num_samples));
+  parallel_for(num_samples, threads, [&](std::int64_t i) {
+    const std::uint64_t sample = sample_offset + static_cast<std::uint64_t>(i);
+    const std::vector<std::int64_t> cols =
+        select_dpp_eigenvectors(spectrum_.eigenvalues, seed, sample);
+    auto& dst = samples[static_cast<std::size_t>(i)];
+    dst.resize(cols.size());
+    project(cols.data(), static_cast<std::int64_t>(cols.size()), seed, sample, method, dst.data());
+  });
+  return samples;
+}
+
+}  // namespace ipdpp
