@@ -1,10 +1,8 @@
 """Benchmarks for ipdpp: a pytest-benchmark suite and ``python -m benchmarks.compare``.
 
-A development tool, run from the checkout and not installed. Run from there, Python puts the
-checkout first on ``sys.path``, where ``ipdpp/`` is the source without its compiled extension;
-the checkout is moved to the end, so that ``import ipdpp`` finds the built package (installed,
-or on ``PYTHONPATH``) and ``benchmarks`` still resolves. Nothing heavy is imported here, so that
-the comparison can pin thread pools before numpy loads.
+Run from the checkout (not installed). Python then puts the checkout first on ``sys.path``,
+where ``ipdpp/`` is the source without its compiled extension, so the checkout is moved last:
+``import ipdpp`` finds the built package. Nothing heavy is imported here (see compare.py).
 """
 
 import os as _os

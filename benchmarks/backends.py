@@ -1,11 +1,6 @@
-"""The samplers under comparison, behind one small interface.
-
-A :class:`Family` is one setup (kernel construction and eigendecomposition, once per kernel)
-shared by :class:`Sampler` s (called per sample or per batch): ``ipdpp`` / ``ipdpp-cuda``
-(``LowRankKernel(B).eigh()``, then ``sample_k_dpp(K, k, num_samples, seed, method=...)``; on
-CUDA ``B`` is a torch CUDA tensor, so the public functions run on its device), ``numpy`` and
-``torch`` / ``torch-cuda`` (:mod:`benchmarks.baselines`), ``dppy`` (DPPy 0.3.3,
-``FiniteDPP("likelihood", L_gram_factor=B.T)``, modes ``GS_bis``, ``GS``, ``KuTa12``).
+"""The samplers under comparison: a :class:`Family` is one setup (kernel + eigendecomposition)
+shared by :class:`Sampler` s (per sample or per batch). ipdpp on CUDA gets a torch CUDA tensor,
+so its public functions run on that device.
 """
 
 from __future__ import annotations
@@ -55,8 +50,12 @@ class Family:
         return None
 
     def load(self, features: np.ndarray) -> Any:
-        """Bring the features into the form a user would already hold (untimed)."""
-        return features
+        """The features as a user would already hold them (untimed): on the GPU, a tensor."""
+        if self.device == "cpu":
+            return features
+        import torch
+
+        return torch.from_numpy(features).to(self.device)
 
     def setup(self, data: Any) -> Any:
         """Build the kernel and its eigendecomposition (timed as "setup")."""
@@ -97,18 +96,9 @@ class IpdppFamily(Family):
         return sample_k_dpp(kernel, k, num_samples, seed, method=method, threads=self.threads)
 
     def unavailable_reason(self) -> str | None:
-        try:
-            importlib.import_module("ipdpp")
-        except ImportError as exc:
-            return f"ipdpp is not importable ({exc}): build and install it first"
+        if importlib.util.find_spec("ipdpp._core") is None:
+            return "ipdpp is not built: install it, or put a build on PYTHONPATH"
         return cuda_unavailable_reason(needs_ipdpp=True) if self.device == "cuda" else None
-
-    def load(self, features: np.ndarray) -> Any:
-        if self.device == "cuda":
-            import torch
-
-            return torch.from_numpy(features).to("cuda")
-        return features
 
     def setup(self, data: Any) -> Any:
         kernel = importlib.import_module("ipdpp").LowRankKernel(data)
@@ -243,10 +233,7 @@ def make_families(
     dppy_modes: tuple[str, ...] = ("GS_bis",),
     only: tuple[str, ...] = (),
 ) -> list[Family]:
-    """The families compared on ``device`` ("cpu", "cuda" or "all"), ipdpp first.
-
-    ``only``, when not empty, keeps the families, or the samplers, with those keys.
-    """
+    """The families on ``device`` ("cpu", "cuda", "all"), ipdpp first; ``only`` keeps some keys."""
     if device not in ("cpu", "cuda", "all"):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'all'; got {device!r}")
     families: list[Family] = []

@@ -1,21 +1,15 @@
 """``balanced_subset`` on long-tailed label sets, against per-class loops of k-DPP samplers.
 
-Stage 2 of the long-tailed pipeline draws ``min(k, N_c)`` items of every class c from its IP-DPP
-k-DPP (paper Eq. 16, ``alpha = 1/N_c``). ipdpp does all classes in one call; a user's
-alternative is a Python loop over the classes that builds each dense kernel and calls DPPy
-(``GS_bis``) or the numpy baseline. Classes with ``N_c <= k`` are kept whole. The loops time a
-systematic subset of the classes that need sampling (sorted by size, one at the middle of each
-of m equal quantile bins) and scale it by classes / m. Shapes follow ``n_c = floor(n_max *
-IF^(-c/(C-1)))``: ImageNet-LT-shaped (1,000 classes, 1,280 to 5 items, k = 50),
-iNaturalist-shaped (8,142 classes, 1,000 to 2, k = 20); scores ``p ~ Beta(8, 2)``, like the
-confident but imperfect ones of a trained model.
+A user's alternative to one ``balanced_subset`` call is a Python loop over the classes that
+builds each dense IP-DPP kernel (paper Eq. 16, ``alpha = 1/N_c``) and calls DPPy or the numpy
+baseline; classes with ``N_c <= k`` are kept whole. The loops time one class at the middle of
+each of m equal quantile bins (classes sorted by size) and scale by classes / m.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import io
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -91,14 +85,10 @@ def _numpy_draw(kernel: np.ndarray, k: int, seed: int) -> Any:
     return NumpyKDPP.from_dense(kernel).sample(k, np.random.default_rng(seed))
 
 
-# key -> (label, draw(dense kernel, k, seed), why it cannot run here or None)
-LOOPS: dict[str, tuple[str, Callable[[np.ndarray, int, int], Any], Callable[[], str | None]]] = {
-    "dppy": (
-        "DPPy GS_bis loop",
-        _dppy_draw,
-        lambda: "DPPy is not installed" if importlib.util.find_spec("dppy") is None else None,
-    ),
-    "numpy": ("numpy loop", _numpy_draw, lambda: None),
+# key -> (label, draw(dense kernel, k, seed), the optional module it needs)
+LOOPS: dict[str, tuple[str, Callable[[np.ndarray, int, int], Any], str]] = {
+    "dppy": ("DPPy GS_bis loop", _dppy_draw, "dppy.finite_dpps"),
+    "numpy": ("numpy loop", _numpy_draw, "numpy"),
 }
 
 
@@ -112,9 +102,8 @@ def class_loop(
     invalid sample), and ``info``: ``scale`` (the loop over every class with N_c > k costs about
     ``scale`` passes), ``classes_timed``, ``classes_sampled``, ``extrapolated``.
     """
-    draw = LOOPS[loop][1]
-    if loop == "dppy":
-        importlib.import_module("dppy.finite_dpps")  # so that the pass does not time the import
+    _, draw, module = LOOPS[loop]
+    importlib.import_module(module)  # so that the pass does not time the import
     order = np.argsort(labels, kind="stable")
     _, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
     big = np.flatnonzero(counts > k)

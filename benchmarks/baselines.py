@@ -1,19 +1,12 @@
 """Plain numpy and PyTorch k-DPP samplers: the baselines ipdpp is measured against.
 
 What a competent user would write from Kulesza & Taskar (2012, Alg. 1 and 8) without a compiled
-extension: vectorised, one GEMV over the selected eigenvectors per step, nothing recomputed that
-can be kept. They are exact (``tests/test_benchmarks_quick.py`` checks them against enumeration),
-so the comparison is between correct implementations of the same algorithm:
-
-1. Setup: dual Gram ``B^T B = U diag(lam) U^T``, eigenvalues at most ``lam.max() * d * eps``
-   dropped (numpy.linalg.matrix_rank's rule), ``V = B U diag(lam)^{-1/2}`` (n x r).
-2. Eigenvector selection per sample, from an ESP table computed once per k in log space.
-3. Sequential phase, O(n k^2): draw ``j`` by the residual leverage scores of the selected
-   ``V_S``, Gram-Schmidt ``V_S[j]`` against the earlier directions, one GEMV, update residuals.
-
-The batched torch sampler keeps every direction in the r eigen-coordinates (masked to its own
-selection), so a step is one ``(n x r) @ (r x S)`` GEMM over the shared ``V``: r/k times the
-flops of S GEMVs, but ``V`` is read once per step, which is what makes batching pay.
+extension: setup by the dual Gram's ``eigh`` (numpy.linalg.matrix_rank's rank rule), the
+eigenvector selection from a log-space ESP table cached per k, then a sequential phase with one
+GEMV over the selected eigenvectors per step. They are exact (tests/test_benchmarks_quick.py
+checks them against enumeration). The batched torch sampler keeps every direction in the r
+eigen-coordinates, masked to its own selection, so a step is one ``(n x r) @ (r x S)`` GEMM over
+the shared ``V``: r/k times the flops of S GEMVs, but ``V`` is read once per step.
 """
 
 from __future__ import annotations
@@ -25,21 +18,12 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["NumpyKDPP", "TorchKDPP", "dual_eigh", "esp_acceptance_table", "select_eigenvectors"]
+__all__ = ["NumpyKDPP", "TorchKDPP", "esp_acceptance_table", "select_eigenvectors"]
 
 
 def _rank_tolerance(largest: float, size: int, eps: float) -> float:
     """Eigenvalues at or below this count as zero (numpy.linalg.matrix_rank's rule)."""
     return largest * size * eps
-
-
-def dual_eigh(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nonzero eigenvalues (r,), ascending, and eigenvectors (n, r) of ``L = B B^T`` (n, d)."""
-    gram = features.T @ features
-    lam, u = np.linalg.eigh(gram)
-    keep = lam > _rank_tolerance(float(lam[-1]), gram.shape[0], float(np.finfo(lam.dtype).eps))
-    lam, u = lam[keep], u[:, keep]
-    return lam, features @ (u / np.sqrt(lam))
 
 
 def esp_acceptance_table(eigenvalues: np.ndarray, k: int) -> np.ndarray:
@@ -120,7 +104,10 @@ class NumpyKDPP(_AcceptanceTables):
         features = np.asarray(features)
         if features.ndim != 2 or features.shape[0] == 0:
             raise ValueError(f"features must have shape (n, d) with n >= 1; got {features.shape}")
-        self.eigenvalues, self.eigenvectors = dual_eigh(features)
+        lam, u = np.linalg.eigh(features.T @ features)  # the d x d dual Gram
+        keep = lam > _rank_tolerance(float(lam[-1]), lam.size, float(np.finfo(lam.dtype).eps))
+        lam, u = lam[keep], u[:, keep]
+        self.eigenvalues, self.eigenvectors = lam, features @ (u / np.sqrt(lam))
         self._tables: dict[int, list[list[float]]] = {}
 
     @classmethod

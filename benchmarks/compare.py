@@ -1,11 +1,8 @@
-"""Compare ipdpp's k-DPP samplers with the alternatives: ``python -m benchmarks.compare``.
+"""``python -m benchmarks.compare``: run the suite, render its JSON into tables and plots.
 
-Runs the pytest-benchmark suite in ``benchmarks/`` with the given options (as ``--bench-*``;
-``--quick``, ``--preset gpu --device cuda``, ``--n 1e5 --d 256 --k 100 --only numpy ...``),
-writes pytest-benchmark's JSON to ``OUT/results.json`` and renders it into ``OUT/results.md``
-(speed-ups against every baseline of the same run) and PNG plots. Every library runs with the
-same thread count (``--threads``, default 1), set before numpy is imported, which is why
-nothing heavy is imported at the top.
+The options are the suite's (passed on as ``--bench-*``), plus ``--quick``, ``--tiny`` and
+``--out``. Thread pools are pinned before numpy is imported, which is why nothing heavy is
+imported at the top.
 """
 
 from __future__ import annotations
@@ -59,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options += " --benchmark-columns=median,iqr,rounds,iterations"
     json_option = f"--benchmark-json={json_path}"
     status = pytest.main([str(SUITE), *options.split(), json_option, *pytest_args(values)])
-    if not json_path.exists():
+    if not json_path.exists() or not json_path.stat().st_size:  # pytest-benchmark opens it early
         print(f"no measurement ran (pytest exit status {int(status)})", file=sys.stderr)
         return int(status) or 1
     from .plots import write_plots

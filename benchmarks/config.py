@@ -1,9 +1,5 @@
-"""What a benchmark run measures: presets, the options that change them, and their settings.
-
-The options are declared once, here, and added both to ``python -m benchmarks.compare`` (as
-``--n``, ``--budget`` ...) and to the pytest suite (as ``--bench-n``, ``--bench-budget`` ...);
-the comparison command passes the options it was given on to the suite. Nothing heavy is
-imported, so that the comparison can set the thread variables before numpy loads.
+"""Presets and the options that change them, declared once for the comparison command (``--n``)
+and the pytest suite (``--bench-n``). Nothing heavy is imported (see compare.py).
 """
 
 from __future__ import annotations
@@ -74,12 +70,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def _count(text: str) -> int:
-    """A positive integer that may be written as 1e5 or 100_000."""
-    try:
-        value = float(text.replace("_", ""))
-    except ValueError:
-        value = 0.0
-    if value != int(value) or value < 1:
+    """A positive integer that may be written as 1e5 or 100_000 (argparse reports ValueError)."""
+    value = float(text.replace("_", ""))
+    if not value.is_integer() or value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
     return int(value)
 
@@ -128,8 +121,6 @@ def pytest_args(values: Mapping[str, Any]) -> list[str]:
     args: list[str] = []
     for flag, field, _ in OPTIONS:
         value = values.get(field)
-        if value is None:
-            continue
-        items = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
-        args += [f"--bench-{flag}", *items]
+        if value is not None:
+            args += [f"--bench-{flag}", *map(str, value if isinstance(value, list) else [value])]
     return args

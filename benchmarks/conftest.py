@@ -1,10 +1,6 @@
-"""The pytest-benchmark suite's options and session (``pytest benchmarks --benchmark-only``).
-
-Every ``--bench-*`` option of :mod:`benchmarks.config` is available (default preset: quick).
-Thread pools are pinned for the whole session, measurements on a CUDA device are timed with
-CUDA events, and what did not yield a time (skipped by a budget, unavailable here, failed) is
-recorded with its reason. With ``--benchmark-json``, the JSON gets an ``ipdpp`` section: machine,
-thread pinning, settings, families and those outcomes, which ``benchmarks.report`` renders.
+"""The suite's options (every ``--bench-*`` of :mod:`benchmarks.config`, default preset quick),
+thread pinning, and the ``ipdpp`` section of ``--benchmark-json``:
+machine, threads, settings, families, and every measurement that yielded no time, with why.
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ import pytest
 from benchmarks.config import OPTIONS, add_options, settings_from
 from benchmarks.machine import pin_threads
 from benchmarks.suite import SESSION, Session
-from benchmarks.timing import cuda_event_clock
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,13 +30,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def session(request: pytest.FixtureRequest) -> Session:
     """The state the measurements of this run share."""
     return request.config.stash[SESSION]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        case = _case(item)
-        if case is not None and case.device == "cuda":
-            item.add_marker(pytest.mark.benchmark(timer=cuda_event_clock))
 
 
 def _case(item: pytest.Item) -> Any:

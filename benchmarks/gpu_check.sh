@@ -85,10 +85,11 @@ if "tests" in steps and (out / "junit.xml").exists():
         steps["tests"].update(junit(out / "junit.xml"))
     except ET.ParseError as error:
         steps["tests"]["junit_error"] = str(error)
-for tool in ("racecheck", "synccheck"):
-    if tool in steps:
-        steps[tool]["report"] = [line for line in tail("sanitize.log", 400) if tool in line
-                                 or "ERROR SUMMARY" in line][-5:]
+section = None
+for line in tail("sanitize.log", 2000):  # "== TOOL" opens each tool's part of the log
+    section = line[3:].strip() if line.startswith("== ") else section
+    if section in steps and ("SUMMARY" in line or "rror" in line):
+        steps[section].setdefault("report", []).append(line)
 results = state / "bench" / "results.json"
 if "bench" in steps and results.exists():
     raw = json.loads(results.read_text())
@@ -126,10 +127,11 @@ if [ "$phase" != bench ]; then
   IPDPP_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout "$build_limit" "$python" -m pip \
     install --no-build-isolation --no-deps --no-index -v . > "$out/build.log" 2>&1 \
     && installed >> "$out/build.log" 2>&1
-  record build $? $(($(date +%s) - start)) build.log
+  build_rc=$?
+  record build "$build_rc" $(($(date +%s) - start)) build.log
 
   # 1b. GPU tests: the GPU module, every CUDA case, the CPU-side CUDA checks but the CMake gate.
-  if installed > /dev/null 2>&1; then
+  if [ "$build_rc" -eq 0 ]; then
     start=$(date +%s)
     (cd /tmp && timeout "$tests_limit" "$python" -P -m pytest -p no:cacheprovider -q -rfE \
       --rootdir "$repo" -c "$repo/pyproject.toml" -o faulthandler_timeout=60 \
@@ -142,6 +144,7 @@ if [ "$phase" != bench ]; then
       : > "$out/sanitize.log"
       for tool in racecheck synccheck; do
         start=$(date +%s)
+        echo "== $tool" >> "$out/sanitize.log"
         (cd /tmp && timeout "$sanitize_limit" compute-sanitizer --tool "$tool" --error-exitcode 9 \
           "$python" -P -c "
 import numpy as np, torch, ipdpp

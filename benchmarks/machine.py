@@ -1,11 +1,9 @@
 """Thread pinning and the machine description that goes with every benchmark result.
 
-A timing means little without the threads behind it, so every pool the compared libraries use
-is pinned to one count and the pinning is reported: OpenBLAS/MKL/OpenMP through
-``threadpoolctl`` (which limits libraries already loaded, so the heavy imports come first) and
-the usual environment variables (libraries loaded later, child processes), PyTorch through
-``torch.set_num_threads``, for the whole (benchmark) process. Nothing heavy is imported at
-import time: ``benchmarks.compare`` sets the variables before numpy is first imported.
+Every pool the compared libraries use is pinned to one count, for the whole process:
+OpenBLAS/MKL/OpenMP through ``threadpoolctl`` (it limits libraries already loaded, so the heavy
+imports come first) and the environment variables (libraries loaded later), PyTorch through
+``torch.set_num_threads``. Nothing heavy is imported at import time.
 """
 
 from __future__ import annotations
@@ -124,7 +122,6 @@ def describe_machine() -> dict[str, Any]:
     cpu = _proc_fields("/proc/cpuinfo", ("model name",)).get("model name")
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "hostname": platform.node(),
         "cpu_model": cpu or platform.processor() or platform.machine(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": usable,

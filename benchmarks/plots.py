@@ -1,8 +1,5 @@
-"""PNG plots of a run (see :func:`benchmarks.report.load`): times against n and k, throughput.
-
-One colour per sampler in every figure, so that lines can be compared across figures (a
-family's setup takes the colour of its first sampler); baselines are dashed, one-at-a-time
-throughputs dotted.
+"""PNG plots of a run (see :func:`benchmarks.report.load`). One colour per sampler in every
+figure; baselines are dashed, one-at-a-time throughputs dotted.
 """
 
 from __future__ import annotations

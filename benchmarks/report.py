@@ -1,17 +1,14 @@
-"""Markdown tables of a run, rendered from pytest-benchmark's JSON.
+"""Markdown tables of a run, rendered from the suite's pytest-benchmark JSON.
 
-:func:`load` reads the JSON (``--benchmark-json`` of the suite: ``results.json`` of
-``benchmarks.compare``): one record per measurement, pytest-benchmark's median as ``seconds``,
-and one per measurement that yielded no time (status and reason, from the ``ipdpp`` section).
-:func:`markdown` lays them out with every ipdpp sampler's speed-up against every baseline of the
-same run. Redraw a saved run with ``python -m benchmarks.report results.json --out DIR``.
+Every speed-up is a ratio of two medians of the same run. Redraw a saved run with
+``python -m benchmarks.report results.json [DIR]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Callable
@@ -92,11 +89,8 @@ class _Index:
         record = self.records.get((kind, key, n, d, k))
         if record is None or record["status"] != "ok":
             return "—" if record is None else str(record["status"])
-        return (
-            format_ratio(record[field], "/s")
-            if field == "samples_per_s"
-            else format_time(record[field])
-        )
+        value = record[field]
+        return format_ratio(value, "/s") if field == "samples_per_s" else format_time(value)
 
     def configs(self) -> list[tuple[int, int, int]]:
         """Every (n, d, k) of the matrix that has a k-DPP (k <= rank = min(n, d))."""
@@ -339,15 +333,14 @@ def markdown(run: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Redraw the tables and plots of a saved run."""
+    """``python -m benchmarks.report RESULTS.json [OUT]``: redraw a run's tables and plots."""
     from .plots import write_plots
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=main.__doc__)
-    parser.add_argument("results", type=Path, help="pytest-benchmark JSON of the suite")
-    parser.add_argument("--out", type=Path, default=None, help="folder (default: the file's)")
-    args = parser.parse_args(argv)
-    run = load(args.results)
-    out = args.out or args.results.parent
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) not in (1, 2):
+        raise SystemExit(main.__doc__)
+    run = load(Path(args[0]))
+    out = Path(args[-1] if len(args) == 2 else Path(args[0]).parent)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(markdown(run))
     for path in write_plots(run, out):

@@ -1,19 +1,26 @@
-"""The suite's cases, in the order they run, and the state one pytest session shares.
+"""The suite's cases, in the order they run, the state one session shares, and the timing.
 
-For every d and ascending n (budgets are predicted from smaller sizes), each family is set up
-once (timed), then its samplers are timed per sample and per batch for every k, largest first
-(a budget skip is found early); only the state being measured is kept (at n = 10^6, d = 256 an
-eigenvector matrix is 2 GB). Features have column scales ``j^{-1/2} / sqrt(n)``, so that L's
-eigenvalues lie in about (1/d, 1] at every n: unscaled, DPPy's plain ESP recursion overflows
-(wrong samples) at n = 1e5, k = 100. k-DPPs do not change when L is scaled.
+For every d and ascending n (budgets are predicted from smaller sizes) each family is set up
+once, then its samplers are timed for every k, largest first; only the state being measured is
+kept (at n = 10^6, d = 256 an eigenvector matrix is 2 GB). Features have column scales
+``j^{-1/2} / sqrt(n)``, so that L's eigenvalues lie in about (1/d, 1] at every n: unscaled,
+DPPy's ESP recursion overflows at n = 1e5, k = 100 (k-DPPs do not change when L is scaled).
+
+Timing (:func:`measure`): a warm-up call sizes the measurement: a round loops the call to last
+``min_time``, and up to ``repeats`` rounds run as fit in the budget (at least one);
+pytest-benchmark reports the median per call. A measurement predicted from a smaller size
+(:func:`extrapolate`) not to fit is skipped. On a GPU the rounds are timed with CUDA events: the
+device's time, not the host's.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -23,7 +30,8 @@ from .balanced import LOOPS, SHAPES, LongTailShape
 from .config import Settings
 from .machine import describe_machine
 
-__all__ = ["SESSION", "Case", "Session", "Skip", "balanced_cases", "check_samples", "matrix_cases"]
+__all__ = ["SESSION", "Case", "Session", "balanced_cases", "check_samples", "cuda_event_clock"]
+__all__ += ["extrapolate", "matrix_cases", "measure"]
 
 
 @dataclass(frozen=True)
@@ -46,19 +54,16 @@ class Case:
         return self.family.device if self.family is not None else self.where
 
     @property
-    def who(self) -> Any:
-        return self.sampler if self.sampler is not None else self.family
-
-    @property
     def id(self) -> str:
         if self.shape is not None:
             return f"{self.key}-{self.where}-{self.shape.name.split()[0]}"
-        return f"{self.kind}-{self.who.key}-n{self.n}-d{self.d}" + (f"-k{self.k}" if self.k else "")
+        who = self.sampler or self.family
+        return f"{self.kind}-{who.key}-n{self.n}-d{self.d}" + (f"-k{self.k}" if self.k else "")  # type: ignore[union-attr]
 
     def info(self) -> dict[str, Any]:
         """The fields that identify this measurement in the JSON."""
         if self.shape is None:
-            who = self.who
+            who: Any = self.sampler or self.family
             return dict(kind=self.kind, key=who.key, label=who.label, n=self.n, d=self.d, k=self.k)
         label = LOOPS[self.key][0] if self.key in LOOPS else self.key.replace("-", " ", 1)
         return dict(
@@ -119,10 +124,6 @@ def check_samples(sample: Any, n: int, k: int, rows: int | None) -> str | None:
     return None
 
 
-class Skip(Exception):
-    """Why a family's state could not be prepared; its samplers are skipped with it."""
-
-
 class Session:
     """What the measurements of one pytest session share.
 
@@ -160,44 +161,120 @@ class Session:
         return self._cached("problem", shape, lambda: shape.problem(self.settings.seed))
 
     def set_state(self, case: Case, state: Any) -> None:
-        """Keep ``state`` (None to free it; a :class:`Skip` for none) as the case's family's."""
+        """Keep the case's family's state (None frees it; a str says why there is none)."""
         self._kept.pop("state", None)
         if state is not None:
             self._kept["state"] = ((case.family.key, case.n, case.d), state)  # type: ignore[union-attr]
 
     def state(self, case: Case) -> Any:
-        """The prepared state of the case's family; raises :class:`Skip` when there is none."""
+        """The prepared state of the case's family; skips the case, saying why, without one."""
         key, state = self._kept.get("state", (None, None))
         if key != (case.family.key, case.n, case.d):  # type: ignore[union-attr]
-            raise Skip("error: the family's setup did not run")
-        if isinstance(state, Skip):
-            raise state
+            state = "error: the family's setup did not run"
+        if isinstance(state, str):
+            pytest.skip(state)
         return state
 
     def describe(self) -> dict[str, Any]:
         """The run's context for the JSON: machine, threads, settings, families, outcomes."""
-        settings = {
-            k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.settings).items()
+        fields = ("key", "label", "baseline")
+        samplers = [dict({k: getattr(s, k) for k in fields}, family=f.key)
+                    for f in self.families for s in f.samplers]  # fmt: skip
+        return {
+            "machine": dict(self.machine, load_average_end=describe_machine()["load_average"]),
+            "threads": self.threads_report,
+            "settings": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.settings).items()
+            },  # fmt: skip
+            "families": [
+                dict({k: getattr(f, k) for k in fields}, device=f.device) for f in self.families
+            ],  # fmt: skip
+            "samplers": samplers,
+            "outcomes": self.outcomes,
+            "wall_seconds": time.perf_counter() - self.started,
         }
-        families = [
-            dict(key=f.key, label=f.label, device=f.device, baseline=f.baseline)
-            for f in self.families
-        ]
-        samplers = [
-            dict(key=s.key, label=s.label, family=f.key, baseline=s.baseline)
-            for f in self.families
-            for s in f.samplers
-        ]
-        return dict(
-            machine=dict(self.machine, load_average_end=describe_machine()["load_average"]),
-            threads=self.threads_report,
-            settings=settings,
-            families=families,
-            samplers=samplers,
-            outcomes=self.outcomes,
-            wall_seconds=time.perf_counter() - self.started,
-        )
 
 
 #: Where the pytest config keeps the run's :class:`Session`.
 SESSION = pytest.StashKey[Session]()
+
+
+def measure(
+    benchmark: Any,
+    call: Callable[[], Any],
+    repeats: int,
+    min_time: float,
+    budget: float,
+    *,
+    warmup: bool = True,
+    predicted: float | None = None,
+    sync: Callable[[], None] = lambda: None,
+) -> tuple[Any, float | None]:
+    """Time ``call()`` (its work may stay queued on a device) with the ``benchmark`` fixture.
+
+    At most ``repeats`` rounds, each at least ``min_time`` seconds (0: one call), within
+    ``budget`` seconds, warm-up included. Without ``warmup``, ``predicted`` (seconds per call)
+    sizes the rounds; ``sync`` waits for queued device work after the warm-up call. Returns what
+    the last call returned and the median seconds per call, None with ``--benchmark-disable``
+    (each call then runs once, unmeasured, so that only results are checked).
+    """
+    if benchmark.disabled:
+        return benchmark.pedantic(call), None
+    start = time.perf_counter()
+    estimate = predicted
+    if warmup:
+        call()
+        sync()
+        estimate = time.perf_counter() - start
+    iterations = max(1, math.ceil(min_time / estimate)) if min_time > 0 and estimate else 1
+    rounds = repeats
+    if estimate:
+        left = budget - (time.perf_counter() - start)
+        rounds = max(1, min(repeats, int(left // (iterations * estimate))))
+    result = benchmark.pedantic(call, rounds=rounds, iterations=iterations)
+    return result, float(benchmark.stats.stats.median)
+
+
+def extrapolate(history: Sequence[tuple[float, float]], size: float) -> float | None:
+    """Seconds at ``size`` of an operation linear in it, from ``(size, seconds)`` measured below.
+
+    Scaled from the largest measured size below ``size``; None when there is none (the
+    smallest size always runs).
+    """
+    below = [(measured, seconds) for measured, seconds in history if measured < size]
+    if not below:
+        return None
+    measured, seconds = max(below)
+    return seconds * size / measured
+
+
+class _CudaEventClock:
+    """Seconds on the GPU's clock since an origin event, read by recording an event.
+
+    ``cudaEventElapsedTime`` is single precision, so the origin moves on every second (the
+    seconds before it carried in double precision): sub-microsecond resolution throughout.
+    """
+
+    __name__ = "cuda_event_clock"
+
+    def __init__(self) -> None:
+        self._origin: Any = None
+        self._carried = 0.0
+
+    def __call__(self) -> float:
+        import torch
+
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        event.synchronize()
+        if self._origin is None:
+            self._origin = event
+        elapsed = self._origin.elapsed_time(event) / 1e3
+        if elapsed > 1.0:
+            self._origin, self._carried = event, self._carried + elapsed
+            elapsed = 0.0
+        return self._carried + elapsed
+
+
+#: The timer of the benchmarks on a CUDA device (``pytest.mark.benchmark(timer=...)``).
+cuda_event_clock = _CudaEventClock()

@@ -1,48 +1,38 @@
-"""The suite: every sampler family over the (n, d, k) matrix, and balanced_subset.
+"""The suite: setup, per-sample and batch times over the (n, d, k) matrix, and balanced_subset.
 
-:func:`test_kdpp` times setups, single samples and batches over the matrix of
-``--bench-preset`` (default quick) for the families of ``--bench-device``; :func:`test_balanced`
-times ``ipdpp.balanced_subset`` per mode on long-tailed label sets, against per-class loops
-(:mod:`benchmarks.balanced`). Every result is checked (a sample's shape, range and distinct
-items; the items kept per class), so that the suite fails on a broken sampler and not only on a
-slow one; with ``--benchmark-disable`` each call runs once, unmeasured, which checks the results
-alone. What cannot run here (no CUDA, no DPPy) is skipped with the reason.
+Every result is checked (shape, range and distinct items of a sample; items kept per class), so
+the suite fails on a broken sampler, not only on a slow one; ``--benchmark-disable`` runs each
+call once, unmeasured, to check results alone. What cannot run here is skipped with the reason.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 from typing import Any
 
 import numpy as np
 import pytest
 
+from benchmarks import suite
 from benchmarks.backends import cuda_unavailable_reason
 from benchmarks.balanced import LOOPS, class_loop
 from benchmarks.machine import available_memory_bytes
-from benchmarks.suite import (
-    SESSION,
-    Case,
-    Session,
-    Skip,
-    balanced_cases,
-    check_samples,
-    matrix_cases,
-)
-from benchmarks.timing import extrapolate, measure
+from benchmarks.suite import SESSION, Case, Session, cuda_event_clock, extrapolate, measure
 
-# Skip a family when its predicted working memory exceeds this share of the available memory:
-# the machine may be shared, and swapping would time the disk.
-MEMORY_SHARE = 0.7
+MEMORY_SHARE = 0.7  # of the available memory a family may need: swapping would time the disk
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session = metafunc.config.stash[SESSION]
     if metafunc.function is test_kdpp:
-        cases = matrix_cases(session.settings, session.families)
+        cases = suite.matrix_cases(session.settings, session.families)
     else:
-        cases = balanced_cases(session.settings)
-    metafunc.parametrize("case", cases, ids=[case.id for case in cases])
+        cases = suite.balanced_cases(session.settings)
+    # On a GPU, pytest-benchmark times the rounds with CUDA events.
+    on_gpu = [pytest.mark.benchmark(timer=cuda_event_clock)]
+    params = [pytest.param(c, id=c.id, marks=on_gpu if c.device == "cuda" else ()) for c in cases]
+    metafunc.parametrize("case", params)
 
 
 def test_kdpp(benchmark: Any, session: Session, case: Case) -> None:
@@ -59,7 +49,7 @@ def _setup(benchmark: Any, session: Session, case: Case) -> None:
     predicted = extrapolate(history, case.n)
     skip = _setup_skip(s, case, predicted)
     if skip is not None:
-        session.set_state(case, Skip(skip))
+        session.set_state(case, skip)
         pytest.skip(skip)
     data = family.load(session.features(case.n, case.d))
     states: list[Any] = []
@@ -72,7 +62,7 @@ def _setup(benchmark: Any, session: Session, case: Case) -> None:
     try:  # states.clear runs untimed before each round: the previous state is freed first
         benchmark.pedantic(build, setup=states.clear, rounds=max(1, min(s.repeats, rounds)))
     except Exception as exc:
-        session.set_state(case, Skip(f"error: setup failed ({exc})"))
+        session.set_state(case, f"error: setup failed ({exc})")
         raise
     session.set_state(case, states[-1])
     if benchmark.stats is not None:
@@ -101,16 +91,11 @@ def _draw(benchmark: Any, session: Session, case: Case) -> None:
     """One sample per call, or a batch of ``batch_size`` per call."""
     s, family, sampler, n, k = session.settings, case.family, case.sampler, case.n, case.k
     assert family is not None and sampler is not None and k is not None
-    try:
-        state = session.state(case)
-    except Skip as why:
-        pytest.skip(str(why))
+    state = session.state(case)
     history = session.history[(case.kind, sampler.key, case.d, k)]
     predicted = extrapolate(history, n)
     if predicted is not None and 2 * predicted > s.budget:  # warm-up + one timed call
-        pytest.skip(
-            f"skipped (>budget): predicted {predicted:.3g} s per call; budget {s.budget:g} s"
-        )
+        pytest.skip(f"skipped (>budget): predicted {predicted:.3g} s a call, budget {s.budget:g} s")
     rows = s.batch_size if case.kind == "batch" else None
     seeds = itertools.count(s.seed, rows or 1)
     draw, draw_batch = sampler.draw, sampler.draw_batch
@@ -120,15 +105,9 @@ def _draw(benchmark: Any, session: Session, case: Case) -> None:
             return draw(state, k, next(seeds))  # type: ignore[misc]
         return draw_batch(state, k, rows, next(seeds))  # type: ignore[misc]
 
-    sample, median = measure(
-        benchmark,
-        call,
-        repeats=s.repeats,
-        min_time=s.min_time,
-        budget=s.budget,
-        sync=family.synchronize,
-    )
-    problem = check_samples(sample, n, k, rows)
+    timing = (s.repeats, s.min_time, s.budget)
+    sample, median = measure(benchmark, call, *timing, sync=family.synchronize)
+    problem = suite.check_samples(sample, n, k, rows)
     assert problem is None, f"invalid sample: {problem}"
     if median is not None:
         history.append((n, median))
@@ -153,10 +132,8 @@ def test_balanced(benchmark: Any, session: Session, case: Case) -> None:
     expected = int(np.minimum(sizes, shape.k).sum())
     info = case.info()
     if case.key in LOOPS:
-        label, _, unavailable = LOOPS[case.key]
-        reason = unavailable()
-        if reason is not None:
-            pytest.skip(f"unavailable: {reason}")
+        if importlib.util.find_spec(LOOPS[case.key][2].split(".")[0]) is None:
+            pytest.skip(f"unavailable: {LOOPS[case.key][2].split('.')[0]} is not installed")
         call, loop = class_loop(labels, p, shape.k, case.key, s.balanced_loop_classes, s.seed)
         benchmark.pedantic(call)
         benchmark.extra_info.update(info, **loop)
@@ -188,14 +165,7 @@ def test_balanced(benchmark: Any, session: Session, case: Case) -> None:
         return ipdpp.balanced_subset(*args, shape.k, mode=mode, seed=next(seeds), threads=s.threads)
 
     kept, median = measure(
-        benchmark,
-        call,
-        repeats=s.repeats,
-        min_time=0.0,
-        budget=s.budget,
-        warmup=not cold,
-        predicted=predicted,
-        sync=sync,
+        benchmark, call, s.repeats, 0.0, s.budget, warmup=not cold, predicted=predicted, sync=sync
     )
     assert kept.shape[0] == expected, f"kept {kept.shape[0]} items, expected {expected}"
     if median is not None:

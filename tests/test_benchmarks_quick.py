@@ -33,8 +33,7 @@ from benchmarks import compare, report  # noqa: E402
 from benchmarks.backends import make_families  # noqa: E402
 from benchmarks.balanced import LongTailShape, class_loop, class_sizes, ipdpp_kernel_dense  # noqa: E402
 from benchmarks.baselines import NumpyKDPP, TorchKDPP, esp_acceptance_table  # noqa: E402
-from benchmarks.suite import check_samples  # noqa: E402
-from benchmarks.timing import extrapolate, measure  # noqa: E402
+from benchmarks.suite import check_samples, extrapolate, measure  # noqa: E402
 
 SEED = 20261126
 N, D, K = 7, 4, 3  # every 3-subset of 7 items: 35 cells
@@ -208,7 +207,7 @@ def test_compare_tiny_writes_table_json_and_plots(tmp_path: Path) -> None:
 
     # The report can be redrawn from the JSON alone.
     redraw = tmp_path / "redraw"
-    assert report.main([str(out / "results.json"), "--out", str(redraw)]) == 0
+    assert report.main([str(out / "results.json"), str(redraw)]) == 0
     assert (redraw / "results.md").read_text() == table
 
 
