@@ -253,6 +253,8 @@ def run_phase(phase: Phase, runtime: Runtime, options: PhaseOptions) -> list[dic
     start, history = 0, list[dict[str, Any]]()
     if options.resume and checkpoint.is_file():
         start, history = _load(phase, checkpoint, runtime)
+        if runtime.is_main:  # a kill between the checkpoint and its logs left them behind
+            write_logs(phase.directory, history)
     every = options.val_every or max(1, round(phase.epochs / 10))
     progress = _Progress(phase.name, start, phase.epochs, runtime.progress)
     try:
