@@ -46,8 +46,18 @@ def lowrank_spectrum(
     stream: int,
 ) -> Spectrum: ...
 def dense_spectrum(
-    L: int, dtype: str, n: int, rtol: float, psd_rtol: float, device: int, stream: int
-) -> Spectrum: ...
+    L: int,
+    dtype: str,
+    n: int,
+    rtol: float,
+    psd_rtol: float,
+    device: int,
+    stream: int,
+    symmetry_rtol: float = -1.0,
+) -> Spectrum:
+    """ValueError (the CPU's messages) for NaN/Inf, asymmetry beyond symmetry_rtol * max|L|
+    (symmetry_rtol < 0: not checked) or a negative eigenvalue beyond psd_rtol."""
+
 def dual_gram_eigenvalues(
     features: int, dtype: str, n: int, d: int, quality: int, device: int, stream: int
 ) -> npt.NDArray[np.float64]: ...

@@ -49,17 +49,20 @@ void register_cuda_spectrum(py::module_& m) {
   m.def(
       "dense_spectrum",
       [](std::uintptr_t L, const std::string& dtype, std::int64_t n, double rtol, double psd_rtol,
-         int device, std::uintptr_t stream) {
+         int device, std::uintptr_t stream, double symmetry_rtol) {
         const DType type = parse_dtype(dtype);
         py::gil_scoped_release release;
         cuda::DeviceGuard guard(device);
-        return own(cuda::dense_spectrum(as_pointer<const void>(L), type, n, rtol, psd_rtol,
-                                        as_stream(stream)));
+        return own(cuda::dense_spectrum(as_pointer<const void>(L), type, n, rtol, symmetry_rtol,
+                                        psd_rtol, as_stream(stream)));
       },
       "L"_a, "dtype"_a, "n"_a, "rtol"_a, "psd_rtol"_a, "device"_a, "stream"_a,
-      "Spectrum of a dense symmetric PSD kernel (n x n row-major device array; symmetry is "
-      "checked by the caller): ValueError when the smallest eigenvalue is below -psd_rtol * "
-      "max|eigenvalue|; eigenvalues <= rtol * max are dropped.");
+      "symmetry_rtol"_a = -1.0,
+      "Spectrum of a dense symmetric PSD kernel (n x n row-major device array) with the CPU "
+      "dense_spectrum's checks and messages: ValueError when an entry is NaN/Inf, when "
+      "|L_ij - L_ji| > symmetry_rtol * max|L| for some pair (symmetry_rtol < 0: not checked), "
+      "or when the smallest eigenvalue is below -psd_rtol * max|eigenvalue|; eigenvalues <= "
+      "rtol * max are dropped.");
 
   m.def(
       "dual_gram_eigenvalues",

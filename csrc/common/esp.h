@@ -15,25 +15,10 @@
 #include <cmath>
 #include <cstdint>
 
-#include "common/philox.h"
+#include "common/host_device.h"
+#include "common/log_space.h"
 
 namespace ipdpp {
-
-// log 0. A macro constant rather than std::numeric_limits so that device code needs no
-// relaxed-constexpr flag.
-#define IPDPP_LOG_ZERO (-HUGE_VAL)
-
-// log(exp(a) + exp(b)), exact when either side is log 0 (returns the other one bit for bit, which
-// the backward pass below relies on to make forced choices have probability exactly 1).
-IPDPP_HD double log_add_exp(double a, double b) {
-  if (a < b) {
-    const double t = a;
-    a = b;
-    b = t;
-  }
-  if (b == IPDPP_LOG_ZERO) return a;
-  return a + std::log1p(std::exp(b - a));
-}
 
 // Number of doubles of the table written by log_esp_table.
 IPDPP_HD std::int64_t log_esp_table_size(std::int64_t m, std::int64_t k) {
@@ -54,18 +39,6 @@ IPDPP_HD void log_esp_table(const double* log_x, std::int64_t m, std::int64_t k,
     const double lx = log_x[j - 1];
     row[0] = 0.0;
     for (std::int64_t l = 1; l <= k; ++l) row[l] = log_add_exp(prev[l], lx + prev[l - 1]);
-  }
-}
-
-// out[l] = log e_l(x_0..x_{m-1}) for l = 0..k with O(k) memory (the last row of the table).
-IPDPP_HD void log_esp(const double* log_x, std::int64_t m, std::int64_t k, double* out) {
-  out[0] = 0.0;
-  for (std::int64_t l = 1; l <= k; ++l) out[l] = IPDPP_LOG_ZERO;
-  for (std::int64_t j = 0; j < m; ++j) {
-    const double lx = log_x[j];
-    // Descending l so that out[l - 1] still holds the previous row's value.
-    const std::int64_t top = j + 1 < k ? j + 1 : k;
-    for (std::int64_t l = top; l >= 1; --l) out[l] = log_add_exp(out[l], lx + out[l - 1]);
   }
 }
 

@@ -9,31 +9,16 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/log_space.h"
 #include "common/philox.h"
 
 namespace ipdpp::ipdpp_walk {
-
-// exp(-40) ~ 4e-18 is below half an ulp of 1, so a term that far below the largest one cannot
-// change a double sum; skipping its exp() saves time without changing any result.
-constexpr double kNegligibleLogRatio = -40.0;
 
 // alpha p_i P is computed to a few ulps; a diagonal entry d_i = 1 - alpha p_i P below zero by
 // less than this many ulps of alpha p_i P is rounding of an exact zero (p_i = 1 and P = N with
 // alpha = 1/N); anything more means S is not PSD.
 constexpr double kRoundingUlps = 64.0;
 constexpr double kDoubleEpsilon = 2.220446049250313e-16;  // std::numeric_limits<double>::epsilon
-
-// log(exp(x) + exp(y)) for x, y in [-inf, inf).
-IPDPP_HD double log_add(double x, double y) {
-  if (x < y) {
-    const double t = x;
-    x = y;
-    y = t;
-  }
-  const double diff = y - x;  // NaN only when both are -inf
-  if (!(diff > kNegligibleLogRatio)) return x;
-  return x + std::log1p(std::exp(diff));
-}
 
 // Index of the branch chosen by u in [0, 1) among weights w[0..count) (not all zero); never
 // returns a branch of weight zero, even when rounding puts u * sum at the very end.

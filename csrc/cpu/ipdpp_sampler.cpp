@@ -19,10 +19,9 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 // The arithmetic shared with the GPU sampler (csrc/cuda/ipdpp_sampler.cu).
 using ipdpp_walk::choose_branch;
-using ipdpp_walk::log_add;
 
 // log(exp(x) + exp(y) + exp(z)).
-inline double log_add3(double x, double y, double z) { return log_add(log_add(x, y), z); }
+inline double log_add3(double x, double y, double z) { return log_add_exp(log_add_exp(x, y), z); }
 
 }  // namespace
 
@@ -136,7 +135,7 @@ void StructuredKDPP::log_row(std::int64_t i, const double* prev_e, const double*
   const std::int64_t row_lo = lo(i), row_hi = hi(i);
   for (std::int64_t l = row_lo; l <= row_hi; ++l) {
     const double e_take = entry(prev_e, i - 1, l - 1, kNegInf);
-    e_row[l - row_lo] = log_add(entry(prev_e, i - 1, l, kNegInf), ld + e_take);
+    e_row[l - row_lo] = log_add_exp(entry(prev_e, i - 1, l, kNegInf), ld + e_take);
     h_row[l - row_lo] = log_add3(entry(prev_h, i - 1, l, kNegInf),
                                  ld + entry(prev_h, i - 1, l - 1, kNegInf), la + e_take);
   }

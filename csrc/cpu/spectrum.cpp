@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 
 #include "common/error.h"
+#include "common/spectrum_rules.h"
 #include "cpu/lapack.h"
 
 #if defined(__linux__)
@@ -21,35 +21,15 @@ namespace {
 // BLAS-3 efficiency and small enough to stay in cache next to the output block.
 constexpr std::int64_t kRowBlock = 1024;
 
-// Index of the first eigenvalue (ascending array) kept by the relative cut-off.
-std::int64_t first_kept(const std::vector<double>& w, double rtol) {
-  if (w.empty()) return 0;
-  const double top = w.back();
-  if (!(top > 0.0)) return static_cast<std::int64_t>(w.size());  // zero (or negative) kernel
-  const double cutoff = rtol * top;
-  const auto it = std::upper_bound(w.begin(), w.end(), cutoff);
-  return static_cast<std::int64_t>(it - w.begin());
-}
-
 // Eigendecomposes a symmetric m x m matrix `a` (overwritten) and returns the spectrum whose
 // eigenvectors are the kept columns of its eigenvector matrix, as n = m rows of length rank.
 Spectrum spectrum_of_symmetric(std::vector<double>& a, std::int64_t m, double rtol,
                                const char* name_for_psd_check, double psd_rtol) {
   std::vector<double> w(checked_size(m, 1));
   lapack::dsyevd(m, a.data(), w.data());
-  if (name_for_psd_check != nullptr && m > 0) {
-    // A PSD matrix's computed eigenvalues are >= -c m eps max|lambda|; by default the relative
-    // tolerance that decides the rank separates that rounding from a negative eigenvalue.
-    const double scale = std::max(std::abs(w.front()), std::abs(w.back()));
-    if (w.front() < -psd_rtol * scale) {
-      std::ostringstream msg;
-      msg << name_for_psd_check << " must be positive semidefinite; its smallest eigenvalue is "
-          << w.front() << " (tolerance " << psd_rtol << " * max |eigenvalue| = " << psd_rtol * scale
-          << ")";
-      throw std::invalid_argument(msg.str());
-    }
-  }
-  const std::int64_t first = first_kept(w, rtol);
+  if (name_for_psd_check != nullptr && m > 0)
+    check_positive_semidefinite(w.data(), m, psd_rtol, name_for_psd_check);
+  const std::int64_t first = first_kept(w.data(), static_cast<std::int64_t>(w.size()), rtol);
   Spectrum s;
   s.n = m;
   s.rank = m - first;
@@ -141,7 +121,7 @@ Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, con
                     "features (times quality) are too large: B^T diag(q^2) B overflows float64");
   std::vector<double> w(checked_size(d, 1));
   lapack::dsyevd(d, dual.data(), w.data());  // dual now holds U (column-major)
-  const std::int64_t first = first_kept(w, rtol);
+  const std::int64_t first = first_kept(w.data(), static_cast<std::int64_t>(w.size()), rtol);
 
   Spectrum s;
   s.n = n;
@@ -181,19 +161,14 @@ Spectrum dense_spectrum(const double* L, std::int64_t n, double rtol, double sym
   if (psd_rtol < 0.0) psd_rtol = rtol;
   double largest = 0.0;
   for (std::int64_t i = 0; i < n * n; ++i) {
-    IPDPP_REQUIRE(std::isfinite(L[i]), "L must not contain NaN or Inf");
+    IPDPP_REQUIRE(std::isfinite(L[i]), kNonFiniteKernelMessage);
     largest = std::max(largest, std::abs(L[i]));
   }
   const double sym_tol = symmetry_rtol * largest;
   for (std::int64_t i = 0; i < n; ++i) {
     for (std::int64_t j = i + 1; j < n; ++j) {
       const double gap = std::abs(L[i * n + j] - L[j * n + i]);
-      if (gap > sym_tol) {
-        std::ostringstream msg;
-        msg << "L must be symmetric; |L[" << i << ", " << j << "] - L[" << j << ", " << i
-            << "]| = " << gap << " exceeds " << symmetry_rtol << " * max |L| = " << sym_tol;
-        throw std::invalid_argument(msg.str());
-      }
+      if (gap > sym_tol) throw not_symmetric_error(i, j, gap, symmetry_rtol, sym_tol);
     }
   }
   // Row-major symmetric = column-major symmetric; dsyevd reads the lower triangle of the copy.

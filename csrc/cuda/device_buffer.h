@@ -35,6 +35,7 @@ class DeviceBuffer {
       data_ = std::exchange(other.data_, nullptr);
       count_ = std::exchange(other.count_, 0);
       stream_ = other.stream_;
+      device_wide_ = other.device_wide_;
     }
     return *this;
   }
@@ -45,16 +46,23 @@ class DeviceBuffer {
   std::size_t size() const { return count_; }
   cudaStream_t stream() const { return stream_; }
 
-  // Frees on `stream` from now on. Buffers that outlive the call that made them (those a
-  // DeviceSpectrum owns) move to the legacy default stream once their contents are complete:
-  // the caller's stream may be destroyed before the buffer is.
-  void free_on(cudaStream_t stream) { stream_ = stream; }
+  // For buffers that outlive the call that made them (those a DeviceSpectrum owns, once their
+  // contents are complete): free them only when the whole device is idle. Such a buffer may be
+  // read on any stream (a zero-copy eigenvector view used on a torch side stream, another
+  // thread's stream), and a stream-ordered free on one stream does not wait for work on the
+  // others, so the memory could be handed out again while that work still reads it. The caller's
+  // stream may also be gone by then. Spectra die rarely, so a device synchronisation is cheap.
+  void free_when_device_idle() { device_wide_ = true; }
 
  private:
   void release() noexcept {
     // A destructor cannot throw; a failed free only leaks and the next checked call reports
     // the sticky error, if any.
-    if (data_ != nullptr && cudaFreeAsync(data_, stream_) != cudaSuccess) clear_last_error();
+    if (data_ != nullptr) {
+      if (device_wide_ && cudaDeviceSynchronize() != cudaSuccess) clear_last_error();
+      const cudaStream_t stream = device_wide_ ? cudaStreamLegacy : stream_;
+      if (cudaFreeAsync(data_, stream) != cudaSuccess) clear_last_error();
+    }
     data_ = nullptr;
     count_ = 0;
   }
@@ -62,6 +70,7 @@ class DeviceBuffer {
   T* data_ = nullptr;
   std::size_t count_ = 0;
   cudaStream_t stream_ = nullptr;
+  bool device_wide_ = false;
 };
 
 // Copies a host vector to a new device buffer (stream ordered; the host data must stay alive

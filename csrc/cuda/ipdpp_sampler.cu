@@ -28,7 +28,6 @@ constexpr int kStatusRankBelowK = 2;
 
 // The arithmetic shared with the CPU sampler (csrc/cpu/ipdpp_sampler.cpp).
 using ipdpp_walk::choose_branch;
-using ipdpp_walk::log_add;
 
 struct ProblemView {
   std::int64_t begin, n, k;  // positions, size, sampled size (0 < k < n when sampled)
@@ -137,8 +136,8 @@ __global__ void __launch_bounds__(kTableThreads) structured_tables(const Device 
         if (l >= row_lo && l <= row_hi) {
           const double e_take = l > 0 ? e_prev[l - 1] : -HUGE_VAL;
           const double h_take = l > 0 ? h_prev[l - 1] : -HUGE_VAL;
-          e = log_add(e_prev[l], ld + e_take);
-          h = log_add(log_add(h_prev[l], ld + h_take), la + e_take);
+          e = log_add_exp(e_prev[l], ld + e_take);
+          h = log_add_exp(log_add_exp(h_prev[l], ld + h_take), la + e_take);
           g.log_e[v.table + i * v.width + (l - row_lo)] = e;
           g.log_h[v.table + i * v.width + (l - row_lo)] = h;
         }
@@ -243,9 +242,15 @@ void structured_sample(const double* p, const std::int64_t* items,
     }
     out_size += samples_per_problem * k;
   }
+  // The table kernel's dynamic rows come on top of its static reduction scratch: the limit is
+  // what the opt-in maximum leaves of it, so that a k at the edge is a ValueError, not a failed
+  // launch.
+  const void* tables_kernel = reinterpret_cast<const void*>(structured_tables);
+  const std::size_t limit = dynamic_shared_memory_limit(tables_kernel);
   const std::size_t shared = sizeof(double) * 4 * static_cast<std::size_t>(max_k + 1);
-  IPDPP_REQUIRE(shared <= static_cast<std::size_t>(max_shared_memory_per_block()),
-                "k = " + std::to_string(max_k) + " is too large for the CUDA IP-DPP sampler");
+  IPDPP_REQUIRE(shared <= limit, "k = " + std::to_string(max_k) +
+                                     " is too large for the CUDA IP-DPP sampler (at most " +
+                                     std::to_string(limit / (4 * sizeof(double)) - 1) + ")");
 
   DeviceBuffer<std::int64_t> offsets_d = to_device(problems.offsets.data(), C + 1, stream);
   DeviceBuffer<std::int64_t> k_d = to_device(problems.k.data(), C, stream);
@@ -276,10 +281,7 @@ void structured_sample(const double* p, const std::int64_t* items,
                  samples_per_problem,
                  seed,
                  sample_offset};
-  if (shared > 48 * 1024)
-    CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(structured_tables),
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(shared)));
+  opt_in_dynamic_shared_memory(tables_kernel);
   const unsigned int table_blocks = static_cast<unsigned int>(std::min<std::int64_t>(C, 1 << 20));
   structured_tables<<<table_blocks, kTableThreads, shared, stream>>>(g);
   CUDA_CHECK_LAUNCH("structured_tables");

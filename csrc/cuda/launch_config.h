@@ -5,6 +5,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <set>
+#include <utility>
 
 #include "cuda/cuda_check.h"
 
@@ -24,12 +27,6 @@ constexpr int kProjectionThreads = 256;
 // warps cut the per-step latency ~4x when the acceptance rate is low, at the cost of discarded
 // evaluations when it is high.
 constexpr int kRejectionWarps = 4;
-
-// Upper bound on rejection proposals per sample. The expected number is r * H_k (r = rank, H_k
-// the harmonic number, e.g. ~1,300 for r = 256, k = 100); hitting 2^30 means the residuals are
-// numerically zero everywhere (a broken spectrum) and the kernel reports an error instead of
-// spinning forever.
-constexpr std::uint32_t kMaxRejectionProposals = 1u << 30;
 
 // Rows of V per elementary-DPP chunk of the batched sequential phase: samples are processed in
 // chunks whose gathered eigenvector copies (n x k each) fit into this many bytes of scratch.
@@ -56,7 +53,7 @@ inline int multiprocessor_count() {
   return sms;
 }
 
-// Largest dynamic shared memory a block may opt into on the current device.
+// Largest shared memory (static + dynamic) a block may opt into on the current device.
 inline int max_shared_memory_per_block() {
   int device = 0, bytes = 0;
   CUDA_CHECK(cudaGetDevice(&device));
@@ -64,11 +61,36 @@ inline int max_shared_memory_per_block() {
   return bytes;
 }
 
-// Largest k >= 1 such that k + 1 no longer fits: `shared_bytes(k)` is the dynamic shared memory a
-// kernel needs for k items, increasing in k; k = 1 is returned even if it does not fit itself.
+// Largest dynamic shared memory `kernel` can launch with on the current device: the opt-in
+// maximum per block less the kernel's own static shared memory (__shared__ arrays).
+inline std::size_t dynamic_shared_memory_limit(const void* kernel) {
+  cudaFuncAttributes attributes{};
+  CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
+  const auto total = static_cast<std::size_t>(max_shared_memory_per_block());
+  return attributes.sharedSizeBytes < total ? total - attributes.sharedSizeBytes : 0;
+}
+
+// Raises `kernel`'s dynamic-shared-memory limit to dynamic_shared_memory_limit once per (kernel,
+// device), under a lock. Setting the attribute per call to the size that call needs would race:
+// two host threads launching one kernel with different sizes could lower the limit between the
+// other's set and launch. One value that fits every launch, set once, is never lowered.
+inline void opt_in_dynamic_shared_memory(const void* kernel) {
+  static std::mutex mutex;
+  static std::set<std::pair<const void*, int>> done;
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (done.count({kernel, device}) != 0) return;
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(dynamic_shared_memory_limit(kernel))));
+  done.insert({kernel, device});
+}
+
+// Largest k >= 1 such that k + 1 no longer fits into `limit` bytes: `shared_bytes(k)` is the
+// dynamic shared memory a kernel needs for k items, increasing in k; k = 1 is returned even if it
+// does not fit itself.
 template <class SharedBytes>
-std::int64_t largest_k_in_shared_memory(SharedBytes shared_bytes) {
-  const auto limit = static_cast<std::size_t>(max_shared_memory_per_block());
+std::int64_t largest_k_in_shared_memory(std::size_t limit, SharedBytes shared_bytes) {
   std::int64_t k = 1;
   while (shared_bytes(k + 1) <= limit) ++k;
   return k;

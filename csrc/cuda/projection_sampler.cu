@@ -58,19 +58,22 @@ __global__ void gather_selected_columns(const T* __restrict__ V, std::int64_t n,
 }
 
 struct ProjectionParams {
-  const void* VJ;               // num_samples x n x ld
-  void* residual;               // num_samples x n
-  unsigned long long* winners;  // 2 x num_samples x blocks_per_sample (double buffer)
-  const std::int32_t* counts;   // num_samples
-  std::int64_t* out;            // num_samples x out_stride
-  int* status;                  // 0 ok, else kStatus* bits
+  const void* VJ;  // num_samples x n x ld
+  void* residual;  // num_samples x n
+  // 3 x num_samples race winners (kRaceEmpty before the launch): during step t the blocks read
+  // slot t % 3, atomicMin their candidates for step t + 1 into slot (t + 1) % 3, and block 0
+  // empties slot (t + 2) % 3, which nobody touches between the barriers around step t.
+  unsigned long long* winners;
+  const std::int32_t* counts;  // num_samples
+  std::int64_t* out;           // num_samples x out_stride
+  int* status;                 // 0 ok, else kStatus* bits
   std::int64_t n, ld, max_count, out_stride, num_samples;
   int blocks_per_sample;
   std::uint64_t seed, sample_offset;
 };
 
 constexpr int kStatusNoCandidate = 1;  // no item with positive residual at a required step
-constexpr int kStatusZeroNorm = 2;     // Gram-Schmidt produced a zero vector
+constexpr int kStatusZeroNorm = 2;  // Gram-Schmidt broke down (race.cuh: gram_schmidt_broke_down)
 
 // Shared memory of the fused kernel for max_count = m and row stride ld (in elements of T).
 struct ProjectionShared {
@@ -155,10 +158,9 @@ __device__ unsigned long long projection_pass(const T* __restrict__ VJ, T* __res
         // tiny positive value and let the same item win again.
         if (i == chosen || !(value > T(0))) value = T(0);
         residual[i] = value;
-        const float weight = static_cast<float>(value);
-        if (weight > 0.0f) {
+        if (value > T(0)) {  // in T: an fp64 residual below float's range still races
           const unsigned long long entry =
-              pack_race_key(race / weight, static_cast<std::uint32_t>(i));
+              pack_race_key(race_key(race, value), static_cast<std::uint32_t>(i));
           best = entry < best ? entry : best;
         }
       }
@@ -192,14 +194,14 @@ __global__ void __launch_bounds__(kProjectionThreads) projection_kernel(const Pr
   const std::int64_t quad_begin = b * per_block < quads ? b * per_block : quads;
   const std::int64_t quad_end = quad_begin + per_block < quads ? quad_begin + per_block : quads;
   unsigned long long* winners = p.winners;
-  const std::int64_t slots = p.num_samples * B;
+  const std::int64_t slots = p.num_samples;
 
   if (count > 0) {
     const unsigned long long best =
         block_min_u64(projection_pass<T, G, true>(VJ, residual, nullptr, p.n, ld, quad_begin,
                                                   quad_end, -1, p.seed, sample, 0),
                       min_scratch);
-    if (threadIdx.x == 0) winners[s * B + b] = best;
+    if (threadIdx.x == 0) atomicMin(winners + s, best);
   }
   grid.sync();
 
@@ -207,23 +209,24 @@ __global__ void __launch_bounds__(kProjectionThreads) projection_kernel(const Pr
   for (std::int64_t t = 0; t < m; ++t) {
     // `count` and `failed` are uniform over the blocks of a sample, so either all of its blocks
     // do the step or none; every block reaches grid.sync() below either way.
+    if (b == 0 && threadIdx.x == 0) winners[((t + 2) % 3) * slots + s] = kRaceEmpty;
     if (t < count && !failed) {
-      const unsigned long long* current = winners + (t & 1) * slots + s * B;
-      unsigned long long best = kRaceEmpty;
-      // __ldcg: the entries were written by other blocks in this launch; L1 is not coherent.
-      for (std::int64_t q = threadIdx.x; q < B; q += blockDim.x) {
-        const unsigned long long entry = __ldcg(current + q);
-        best = entry < best ? entry : best;
-      }
-      best = block_min_u64(best, min_scratch);
+      // One 64-bit atomicMin per block published the step's winner (the smallest key, ties to
+      // the smallest item: the same as reducing every block's candidate). __ldcg: written by
+      // other blocks in this launch; L1 is not coherent.
+      const unsigned long long best = __ldcg(winners + (t % 3) * slots + s);
       if (race_is_empty(best)) {
         failed = true;
         if (b == 0 && threadIdx.x == 0) atomicOr(p.status, kStatusNoCandidate);
       } else {
         const std::int64_t j = race_item(best);
-        for (std::int64_t e = threadIdx.x; e < ld; e += blockDim.x) v[e] = VJ[j * ld + e];
+        T row_partial = T(0);
+        for (std::int64_t e = threadIdx.x; e < ld; e += blockDim.x) {
+          v[e] = VJ[j * ld + e];
+          row_partial += v[e] * v[e];
+        }
         if (threadIdx.x == 0) chosen[t] = j;
-        __syncthreads();
+        const T row_norm2 = block_sum(row_partial, sum_scratch);  // syncs the block
         // w = (I - W W^T) v, twice ("twice is enough" for orthogonality in floating point).
         const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
         for (int pass = 0; pass < 2; ++pass) {
@@ -245,7 +248,7 @@ __global__ void __launch_bounds__(kProjectionThreads) projection_kernel(const Pr
         T partial = T(0);
         for (std::int64_t e = threadIdx.x; e < ld; e += blockDim.x) partial += v[e] * v[e];
         const T norm2 = block_sum(partial, sum_scratch);
-        if (!(norm2 > T(0))) {
+        if (gram_schmidt_broke_down(norm2, row_norm2, count)) {
           failed = true;
           if (b == 0 && threadIdx.x == 0) atomicOr(p.status, kStatusZeroNorm);
         } else {
@@ -258,7 +261,7 @@ __global__ void __launch_bounds__(kProjectionThreads) projection_kernel(const Pr
                                                            quad_begin, quad_end, j, p.seed, sample,
                                                            static_cast<std::uint32_t>(t + 1)),
                               min_scratch);
-            if (threadIdx.x == 0) winners[((t + 1) & 1) * slots + s * B + b] = next;
+            if (threadIdx.x == 0) atomicMin(winners + ((t + 1) % 3) * slots + s, next);
           }
         }
       }
@@ -305,12 +308,18 @@ void launch_projection(const ProjectionParams& params, unsigned int blocks, std:
 template <class T, int G>
 int max_blocks_per_sm(std::size_t shared) {
   const void* kernel = reinterpret_cast<const void*>(projection_kernel<T, G>);
-  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(shared)));
+  opt_in_dynamic_shared_memory(kernel);
   int per_sm = 0;
   CUDA_CHECK(
       cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kProjectionThreads, shared));
   return per_sm;
+}
+
+// Dynamic shared memory every instantiation of the fused kernel for T can use (none has static
+// shared memory; the G = 4 instantiation stands for all).
+template <class T>
+std::size_t projection_shared_limit() {
+  return dynamic_shared_memory_limit(reinterpret_cast<const void*>(projection_kernel<T, 4>));
 }
 
 template <class T>
@@ -326,7 +335,7 @@ void projection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelectio
   }
   const std::int64_t ld = padded_width<T>(m);
   const std::size_t shared = projection_shared_bytes<T>(m, ld);
-  IPDPP_REQUIRE(shared <= static_cast<std::size_t>(max_shared_memory_per_block()),
+  IPDPP_REQUIRE(shared <= projection_shared_limit<T>(),
                 "k = " + std::to_string(m) +
                     " is too large for the CUDA sequential sampler (at most " +
                     std::to_string(projection_max_k(spectrum.dtype)) + " for this dtype)");
@@ -362,7 +371,7 @@ void projection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelectio
   DeviceBuffer<int> status(1, stream);
   CUDA_CHECK(cudaMemsetAsync(status.data(), 0, sizeof(int), stream));
   const std::int64_t B = std::max<std::int64_t>(1, std::min(resident / chunk, useful));
-  DeviceBuffer<unsigned long long> winners(checked_size(2, chunk, B), stream);
+  DeviceBuffer<unsigned long long> winners(checked_size(3, chunk), stream);
 
   for (std::int64_t s0 = 0; s0 < S; s0 += chunk) {
     const std::int64_t count = std::min(chunk, S - s0);
@@ -371,6 +380,8 @@ void projection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelectio
         selection.indices.data() + s0 * selection.width, selection.width,
         selection.counts.data() + s0, count, ld, VJ.data());
     CUDA_CHECK_LAUNCH("gather_selected_columns");
+    CUDA_CHECK(cudaMemsetAsync(winners.data(), 0xff,  // every slot kRaceEmpty
+                               checked_size(3, count, sizeof(unsigned long long)), stream));
     ProjectionParams params{VJ.data(),
                             residual.data(),
                             winners.data(),
@@ -395,18 +406,18 @@ void projection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelectio
   }
   const int host_status = read_value(status.data(), stream);
   if (host_status != 0)
-    throw CudaError("projection_kernel: the sequential phase broke down numerically (status " +
-                    std::to_string(host_status) +
-                    "): the selected eigenvectors are not orthonormal enough in this dtype; "
-                    "use float64 or a larger rtol");
+    throw InternalError("projection_kernel: the sequential phase broke down numerically (status " +
+                        std::to_string(host_status) +
+                        "): the selected eigenvectors are not orthonormal enough in this dtype; "
+                        "use float64 or a larger rtol");
 }
 
 }  // namespace
 
 std::int64_t projection_max_k(DType dtype) {
-  return largest_k_in_shared_memory([dtype](std::int64_t k) {
-    return dispatch_dtype(dtype, [k](auto tag) {
-      using T = decltype(tag);
+  return dispatch_dtype(dtype, [](auto tag) {
+    using T = decltype(tag);
+    return largest_k_in_shared_memory(projection_shared_limit<T>(), [](std::int64_t k) {
       return projection_shared_bytes<T>(k, padded_width<T>(k));
     });
   });

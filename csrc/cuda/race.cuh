@@ -34,6 +34,42 @@ __device__ __forceinline__ void race_exponentials(std::uint64_t seed, std::uint6
   }
 }
 
+// The race key of an item with Exp(1) variate e and residual r > 0: a strictly increasing
+// function h of e / r, as a float (packed into the 64-bit race entries with the item index).
+//   h(x) = x                                     for x <= 2^64,
+//   h(x) = 2^64 (1 + (log2(x) - 64) / 1024)      above (log2 x < 1079 for any positive double r).
+// Below 2^64 the key is e / r computed in the sample's precision T and rounded once to float, so
+// the race has float's relative precision whatever r is; the compressed branch keeps residuals
+// far below float's range (fp64 residuals down to the smallest subnormal) finite, positive and in
+// order, where a float e / r would overflow to +inf (an unselectable item) or a float r round to
+// 0. Items on that branch win with probability below 2^-60.
+template <class T>
+__device__ __forceinline__ float race_key(float e, T r) {
+  constexpr T kDirect = T(1.0 / 1152921504606846976.0);  // 2^-60: e / r <= 17 * 2^60 below it
+  if (r >= kDirect) {
+    const T x = static_cast<T>(e) / r;
+    if (x <= T(18446744073709551616.0)) return static_cast<float>(x);  // 2^64
+  }
+  const double log_x = log2(static_cast<double>(e)) - log2(static_cast<double>(r));
+  if (log_x <= 64.0) return static_cast<float>(static_cast<double>(e) / static_cast<double>(r));
+  return static_cast<float>(18446744073709551616.0 * (1.0 + (log_x - 64.0) / 1024.0));
+}
+
+// A new basis direction w = (I - W W^T) v of the Gram-Schmidt step (two passes, in precision T)
+// is numerical noise when ||w||^2 < kBreakdownUlps * k * eps_T^2 * ||v||^2: two passes leave a
+// vector of the span with about sqrt(k) eps_T ||v|| of rounding, so such a row was already in the
+// span and only won through rounding of its residual. A genuine row that small is drawn with
+// probability below that fraction times k per step (1e-10 in float32 at k = 100), so the samplers
+// report a breakdown instead of writing a noise direction.
+constexpr double kBreakdownUlps = 64.0;
+template <class T>
+__device__ __forceinline__ bool gram_schmidt_broke_down(T norm2_after, T norm2_before,
+                                                        std::int64_t k) {
+  constexpr double eps = sizeof(T) == 4 ? 1.1920928955078125e-7 : 2.220446049250313e-16;
+  return !(static_cast<double>(norm2_after) >
+           kBreakdownUlps * static_cast<double>(k) * eps * eps * static_cast<double>(norm2_before));
+}
+
 // A race entry packed for a single 64-bit min: a non-negative float's bit pattern orders like
 // its value, so the minimum picks the smallest key and, among equal keys, the smallest index.
 __device__ __forceinline__ unsigned long long pack_race_key(float key, std::uint32_t item) {

@@ -6,10 +6,12 @@
 #include "common/alias_table.h"
 #include "common/error.h"
 #include "common/philox.h"
+#include "common/rejection_bound.h"
 #include "cuda/block_reduce.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/device_buffer.h"
 #include "cuda/launch_config.h"
+#include "cuda/race.cuh"
 #include "cuda/rejection_sampler.h"
 #include "cuda/shared_layout.h"
 
@@ -17,7 +19,8 @@ namespace ipdpp::cuda {
 namespace {
 
 constexpr int kRejectionThreads = 32 * kRejectionWarps;
-constexpr int kStatusTooManyProposals = 4;
+constexpr int kStatusTooManyProposals = 4;  // a step reached max_step_proposals
+constexpr int kStatusBreakdown = 8;         // the accepted row's direction was rounding noise
 
 // l_i = sum_c V[i, c]^2 in float64.
 template <class T>
@@ -48,7 +51,8 @@ struct RejectionShared {
     s.columns = layout.take(static_cast<std::size_t>(m), sizeof(std::int64_t));      // eigenvectors
     s.chosen = layout.take(static_cast<std::size_t>(m), sizeof(std::int64_t));       // items
     s.accepted = layout.take(kRejectionWarps, sizeof(int));
-    s.control = layout.take(2, sizeof(int));  // [winning warp or -1, proposal budget spent]
+    // [winning warp or -1, step's proposal bound reached, Gram-Schmidt broke down]
+    s.control = layout.take(3, sizeof(int));
     s.bytes = layout.size();
     return s;
   }
@@ -92,13 +96,16 @@ __global__ void __launch_bounds__(kRejectionThreads) rejection_kernel(const Reje
                            RandomPurpose::kRejection);
     for (std::int64_t c = threadIdx.x; c < count; c += blockDim.x)
       columns[c] = p.selected[s * p.width + c];
+    if (threadIdx.x == 0) control[2] = 0;
     __syncthreads();
 
     T* v = vbuf + warp * m;
     T* coef = cbuf + warp * m;
     std::uint32_t base = 0;  // next proposal number
-    bool ok = true;
+    int failure = 0;         // kStatus* bit of the failed step, 0 while all is well
     for (std::int64_t t = 0; t < count; ++t) {
+      const std::uint32_t step_begin = base;
+      const auto step_bound = static_cast<std::uint32_t>(max_step_proposals(p.rank, count, t));
       while (true) {
         // Proposal base + warp, evaluated by this warp.
         double u0 = 0.0, u1 = 0.0;
@@ -140,7 +147,7 @@ __global__ void __launch_bounds__(kRejectionThreads) rejection_kernel(const Reje
           control[0] = winner;
           const std::uint32_t consumed =
               winner >= 0 ? static_cast<std::uint32_t>(winner + 1) : kRejectionWarps;
-          control[1] = base + consumed >= kMaxRejectionProposals;
+          control[1] = base + consumed - step_begin >= step_bound;
         }
         __syncthreads();
         const int winner = control[0];
@@ -169,28 +176,34 @@ __global__ void __launch_bounds__(kRejectionThreads) rejection_kernel(const Reje
             }
             for (int offset = 16; offset > 0; offset >>= 1)
               norm += __shfl_xor_sync(0xffffffffu, norm, offset);
-            const T inv = norm > T(0) ? T(1) / sqrt(norm) : T(0);
+            // norm2 (all lanes hold it) is ||v||^2 of the row before Gram-Schmidt.
+            const bool broke = gram_schmidt_broke_down(norm, norm2, count);
+            const T inv = broke ? T(0) : T(1) / sqrt(norm);
             for (std::int64_t c = lane; c < count; c += 32) W[t * ldw + c] = v[c] * inv;
-            if (lane == 0) chosen[t] = i;
+            if (lane == 0) {
+              chosen[t] = i;
+              control[2] = broke;
+            }
           }
           base += static_cast<std::uint32_t>(winner + 1);
           __syncthreads();
+          if (control[2]) failure = kStatusBreakdown;  // uniform over the block
           break;
         }
         base += kRejectionWarps;
         if (control[1]) {
-          ok = false;
+          failure = kStatusTooManyProposals;
           break;
         }
         __syncthreads();  // accepted[] and control[] are rewritten by the next round
       }
-      if (!ok) break;
+      if (failure != 0) break;
     }
-    if (!ok && threadIdx.x == 0) atomicOr(p.status, kStatusTooManyProposals);
+    if (failure != 0 && threadIdx.x == 0) atomicOr(p.status, failure);
     __syncthreads();
     // Items in increasing order, then -1 padding (rank sort: k is small).
     std::int64_t* row = p.out + s * p.width;
-    const std::int64_t done = ok ? count : 0;
+    const std::int64_t done = failure == 0 ? count : 0;
     for (std::int64_t e = threadIdx.x; e < p.width; e += blockDim.x) {
       if (e < done) {
         const std::int64_t item = chosen[e];
@@ -218,13 +231,12 @@ void rejection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelection
   }
   IPDPP_ASSERT(spectrum.alias_index.data() != nullptr);
   const std::size_t shared = rejection_shared_bytes<T>(m);
-  IPDPP_REQUIRE(shared <= static_cast<std::size_t>(max_shared_memory_per_block()),
+  const void* kernel = reinterpret_cast<const void*>(rejection_kernel<T>);
+  IPDPP_REQUIRE(shared <= dynamic_shared_memory_limit(kernel),
                 "k = " + std::to_string(m) +
                     " is too large for the CUDA rejection sampler (at most " +
                     std::to_string(rejection_max_k(spectrum.dtype)) + " for this dtype)");
-  const void* kernel = reinterpret_cast<const void*>(rejection_kernel<T>);
-  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(shared)));
+  opt_in_dynamic_shared_memory(kernel);
   int per_sm = 0;
   CUDA_CHECK(
       cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kRejectionThreads, shared));
@@ -252,10 +264,17 @@ void rejection_sample_typed(const DeviceSpectrum& spectrum, const EigenSelection
       <<<static_cast<unsigned int>(blocks), kRejectionThreads, shared, stream>>>(params);
   CUDA_CHECK_LAUNCH("rejection_kernel");
   const int host_status = read_value(status.data(), stream);
+  if (host_status & kStatusTooManyProposals)
+    throw InternalError(
+        "rejection_kernel: a step needed more proposals than its bound of " +
+        std::to_string(kRejectionBoundFactor) +
+        " * ceil(rank / (k - t)), which an orthonormal V exceeds with probability below e^-64: "
+        "the residuals are numerically zero (eigenvectors not orthonormal in this dtype?)");
   if (host_status != 0)
-    throw CudaError("rejection_kernel: a sample needed more than " +
-                    std::to_string(kMaxRejectionProposals) +
-                    " proposals: the residuals are numerically zero (broken spectrum?)");
+    throw InternalError(
+        "rejection_kernel: Gram-Schmidt broke down (an accepted row was already in the span of "
+        "the chosen ones up to rounding): the selected eigenvectors are not orthonormal enough "
+        "in this dtype; use float64 or a larger rtol");
 }
 
 }  // namespace
@@ -282,21 +301,22 @@ void prepare_rejection_tables(DeviceSpectrum& spectrum, cudaStream_t stream) {
   DeviceBuffer<double> prob_d = to_device(prob.data(), prob.size(), stream);
   DeviceBuffer<std::int32_t> alias_d = to_device(alias.data(), alias.size(), stream);
   // Other threads may use the tables on other streams as soon as alias_index is set: complete
-  // the copies first, and free the buffers on the default stream (the caller's may not live as
-  // long as the spectrum).
+  // the copies first; the buffers outlive this call and its stream (device_buffer.h).
   CUDA_CHECK(cudaStreamSynchronize(stream));
-  leverage.free_on(cudaStreamLegacy);
-  prob_d.free_on(cudaStreamLegacy);
-  alias_d.free_on(cudaStreamLegacy);
+  leverage.free_when_device_idle();
+  prob_d.free_when_device_idle();
+  alias_d.free_when_device_idle();
   spectrum.leverage = std::move(leverage);
   spectrum.alias_probability = std::move(prob_d);
   spectrum.alias_index = std::move(alias_d);
 }
 
 std::int64_t rejection_max_k(DType dtype) {
-  return largest_k_in_shared_memory([dtype](std::int64_t k) {
-    return dispatch_dtype(dtype,
-                          [k](auto tag) { return rejection_shared_bytes<decltype(tag)>(k); });
+  return dispatch_dtype(dtype, [](auto tag) {
+    using T = decltype(tag);
+    const void* kernel = reinterpret_cast<const void*>(rejection_kernel<T>);
+    return largest_k_in_shared_memory(dynamic_shared_memory_limit(kernel),
+                                      [](std::int64_t k) { return rejection_shared_bytes<T>(k); });
   });
 }
 

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,35 @@ __global__ void select_eigenvectors_bernoulli_kernel(const double* __restrict__ 
   }
 }
 
+// A long-lived copy of `host` on the device, complete when this returns (other threads may use
+// it on their streams at once) and freed safely for any stream (device_buffer.h).
+DeviceBuffer<double> upload_shared(const std::vector<double>& host, cudaStream_t stream) {
+  DeviceBuffer<double> buffer = to_device(host.data(), host.size(), stream);
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  buffer.free_when_device_idle();
+  return buffer;
+}
+
+struct SelectionTables {
+  const double* eigenvalues;      // device (rank,)
+  const double* log_eigenvalues;  // device (rank,)
+  std::vector<double> log_eigenvalues_host;
+};
+
+// The spectrum's eigenvalues and their logarithms on the device, uploaded on first use.
+SelectionTables selection_tables(DeviceSpectrum& spectrum, cudaStream_t stream) {
+  std::vector<double> log_lambda(spectrum.eigenvalues.size());
+  for (std::size_t j = 0; j < log_lambda.size(); ++j)
+    log_lambda[j] = std::log(spectrum.eigenvalues[j]);
+  const std::lock_guard<std::mutex> lock(spectrum.tables_mutex);
+  if (spectrum.eigenvalues_device.data() == nullptr) {
+    spectrum.log_eigenvalues_device = upload_shared(log_lambda, stream);
+    spectrum.eigenvalues_device = upload_shared(spectrum.eigenvalues, stream);
+  }
+  return {spectrum.eigenvalues_device.data(), spectrum.log_eigenvalues_device.data(),
+          std::move(log_lambda)};
+}
+
 }  // namespace
 
 void launch_select_eigenvectors_k(const double* log_esp_table, const double* log_eigenvalues,
@@ -66,7 +96,7 @@ void launch_select_eigenvectors_bernoulli(const double* eigenvalues, std::int64_
   CUDA_CHECK_LAUNCH("select_eigenvectors_bernoulli_kernel");
 }
 
-EigenSelection select_eigenvectors(const DeviceSpectrum& spectrum, std::int64_t k,
+EigenSelection select_eigenvectors(DeviceSpectrum& spectrum, std::int64_t k,
                                    std::int64_t num_samples, std::uint64_t seed,
                                    std::uint64_t sample_offset, cudaStream_t stream) {
   const std::int64_t rank = spectrum.rank;
@@ -80,22 +110,16 @@ EigenSelection select_eigenvectors(const DeviceSpectrum& spectrum, std::int64_t 
       DeviceBuffer<std::int64_t>(checked_size(num_samples, selection.width), stream);
   selection.counts = DeviceBuffer<std::int32_t>(static_cast<std::size_t>(num_samples), stream);
   if (num_samples == 0) return selection;
+  const SelectionTables tables = selection_tables(spectrum, stream);
   if (k >= 0) {
-    std::vector<double> log_lambda(static_cast<std::size_t>(rank));
-    for (std::int64_t j = 0; j < rank; ++j) log_lambda[j] = std::log(spectrum.eigenvalues[j]);
-    std::vector<double> table(static_cast<std::size_t>(log_esp_table_size(rank, k)));
-    log_esp_table(log_lambda.data(), rank, k, table.data());
-    // The host vectors die at the end of this scope: cudaMemcpyAsync from pageable memory has
-    // staged them by the time it returns.
-    DeviceBuffer<double> table_d = to_device(table.data(), table.size(), stream);
-    DeviceBuffer<double> log_lambda_d = to_device(log_lambda.data(), log_lambda.size(), stream);
-    launch_select_eigenvectors_k(table_d.data(), log_lambda_d.data(), rank, k, num_samples, seed,
+    const auto table = spectrum.esp_tables.get(
+        tables.log_eigenvalues_host.data(), rank, k,
+        [stream](std::vector<double>&& host) { return upload_shared(host, stream); });
+    launch_select_eigenvectors_k(table->data(), tables.log_eigenvalues, rank, k, num_samples, seed,
                                  sample_offset, selection.indices.data(), selection.counts.data(),
                                  stream);
   } else {
-    DeviceBuffer<double> lambda_d =
-        to_device(spectrum.eigenvalues.data(), spectrum.eigenvalues.size(), stream);
-    launch_select_eigenvectors_bernoulli(lambda_d.data(), rank, num_samples, seed, sample_offset,
+    launch_select_eigenvectors_bernoulli(tables.eigenvalues, rank, num_samples, seed, sample_offset,
                                          selection.indices.data(), selection.counts.data(), stream);
     // The sampling kernels size their shared memory by the largest set actually drawn (DPP
     // samples are usually far smaller than the rank), which the host must know: one read back.

@@ -5,7 +5,8 @@
 // kEigenSelection), the stream the CPU backend uses for the same phase.
 //
 // Where the work happens: the ESP table is O(r k) and depends only on the eigenvalues, which the
-// host already holds (spectrum.h), so it is built once on the host and uploaded; the per-sample
+// host already holds (spectrum.h), so it is built on the host and uploaded, once per (spectrum, k)
+// (DeviceSpectrum::esp_tables); the per-sample
 // walks (O(r) each, num_samples of them) run on the device and write straight into the buffers
 // the sequential phase reads, with no host round trip per sample.
 #pragma once
@@ -30,7 +31,7 @@ struct EigenSelection {
 
 // Draws the eigenvector sets of samples sample_offset .. sample_offset + num_samples - 1.
 // k >= 0: k-DPP (requires k <= spectrum.rank); k < 0: DPP.
-EigenSelection select_eigenvectors(const DeviceSpectrum& spectrum, std::int64_t k,
+EigenSelection select_eigenvectors(DeviceSpectrum& spectrum, std::int64_t k,
                                    std::int64_t num_samples, std::uint64_t seed,
                                    std::uint64_t sample_offset, cudaStream_t stream);
 

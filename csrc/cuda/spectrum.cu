@@ -4,12 +4,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common/error.h"
+#include "common/spectrum_rules.h"
+#include "cuda/block_reduce.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/launch_config.h"
 #include "cuda/library_check.h"
@@ -133,33 +137,130 @@ void dual_gram(const void* B, DType dtype, std::int64_t n, std::int64_t d, const
   }
 }
 
+// cusolverDn parameters object (RAII).
+class SolverParams {
+ public:
+  SolverParams() { CUSOLVER_CHECK(cusolverDnCreateParams(&params_)); }
+  ~SolverParams() { static_cast<void>(cusolverDnDestroyParams(params_)); }
+  SolverParams(const SolverParams&) = delete;
+  SolverParams& operator=(const SolverParams&) = delete;
+  cusolverDnParams_t get() const { return params_; }
+
+ private:
+  cusolverDnParams_t params_ = nullptr;
+};
+
 // In-place symmetric eigendecomposition of the column-major m x m matrix A (eigenvectors
-// overwrite A); eigenvalues ascending into `w` (device). Throws if syevd did not converge.
+// overwrite A); eigenvalues ascending into `w` (device). Throws if syevd did not converge. The
+// 64-bit API: the legacy one takes the workspace size as an int, which overflows for m above
+// about 32,000 (the workspace is ~2 m^2 doubles), below the allowed m <= 46,340.
 void symmetric_eigh(double* A, std::int64_t m, double* w, cudaStream_t stream) {
   cusolverDnHandle_t handle = cusolver_handle(stream);
-  const int mi = static_cast<int>(m);
-  int lwork = 0;
-  CUSOLVER_CHECK(cusolverDnDsyevd_bufferSize(handle, CUSOLVER_EIG_MODE_VECTOR,
-                                             CUBLAS_FILL_MODE_LOWER, mi, A, mi, w, &lwork));
-  DeviceBuffer<double> work(static_cast<std::size_t>(std::max(lwork, 1)), stream);
+  const SolverParams params;
+  std::size_t device_bytes = 0, host_bytes = 0;
+  CUSOLVER_CHECK(cusolverDnXsyevd_bufferSize(
+      handle, params.get(), CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, m, CUDA_R_64F, A, m,
+      CUDA_R_64F, w, CUDA_R_64F, &device_bytes, &host_bytes));
+  DeviceBuffer<unsigned char> work(std::max<std::size_t>(device_bytes, 1), stream);
+  std::vector<unsigned char> host_work(std::max<std::size_t>(host_bytes, 1));
   DeviceBuffer<int> info(1, stream);
-  CUSOLVER_CHECK(cusolverDnDsyevd(handle, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, mi, A,
-                                  mi, w, work.data(), lwork, info.data()));
-  const int host_info = read_value(info.data(), stream);
+  CUSOLVER_CHECK(cusolverDnXsyevd(handle, params.get(), CUSOLVER_EIG_MODE_VECTOR,
+                                  CUBLAS_FILL_MODE_LOWER, m, CUDA_R_64F, A, m, CUDA_R_64F, w,
+                                  CUDA_R_64F, work.data(), device_bytes, host_work.data(),
+                                  host_bytes, info.data()));
+  const int host_info = read_value(info.data(), stream);  // also keeps host_work alive until done
   if (host_info != 0)
-    throw CudaError("cusolverDnDsyevd failed: info = " + std::to_string(host_info) +
+    throw CudaError("cusolverDnXsyevd failed: info = " + std::to_string(host_info) +
                     (host_info > 0 ? " (the eigensolver did not converge; is the input finite?)"
                                    : " (invalid argument)"));
 }
 
-// Index of the first kept eigenvalue (ascending order): those > rtol * max are kept.
-std::int64_t first_kept(const std::vector<double>& w, double rtol) {
-  const double largest = w.empty() ? 0.0 : w.back();
-  if (!(largest > 0.0)) return static_cast<std::int64_t>(w.size());
-  const double cutoff = rtol * largest;
-  std::int64_t first = 0;
-  while (first < static_cast<std::int64_t>(w.size()) && !(w[first] > cutoff)) ++first;
-  return first;
+// Largest |L_e| (as the bits of a non-negative double, which order like its value) and whether
+// an entry is not finite, over the n x n entries: one atomic per block.
+template <class T>
+__global__ void scan_dense_entries(const T* __restrict__ L, std::int64_t count,
+                                   unsigned long long* __restrict__ largest,
+                                   int* __restrict__ non_finite) {
+  __shared__ unsigned long long scratch[33];
+  unsigned long long top = 0;  // the bits of +0.0
+  bool bad = false;
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < count;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const double x = static_cast<double>(L[e]);
+    if (!isfinite(x)) {
+      bad = true;
+      continue;
+    }
+    const auto bits = static_cast<unsigned long long>(__double_as_longlong(fabs(x)));
+    top = bits > top ? bits : top;
+  }
+  if (bad) atomicOr(non_finite, 1);
+  const unsigned long long block_top = ~block_min_u64(~top, scratch);  // max through min
+  if (threadIdx.x == 0) atomicMax(largest, block_top);
+}
+
+// The first (row-major) e = i n + j, i < j, with |L_ij - L_ji| > tolerance: one atomic per block.
+template <class T>
+__global__ void first_asymmetric_entry(const T* __restrict__ L, std::int64_t n, double tolerance,
+                                       unsigned long long* __restrict__ first) {
+  __shared__ unsigned long long scratch[33];
+  unsigned long long best = kRaceEmpty;
+  const std::int64_t count = n * n;
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < count;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t i = e / n, j = e % n;
+    if (j <= i) continue;
+    const double gap = fabs(static_cast<double>(L[i * n + j]) - static_cast<double>(L[j * n + i]));
+    if (gap > tolerance && static_cast<unsigned long long>(e) < best)
+      best = static_cast<unsigned long long>(e);
+  }
+  best = block_min_u64(best, scratch);
+  if (threadIdx.x == 0) atomicMin(first, best);
+}
+
+template <class T>
+T read_entry(const void* L, std::int64_t e, cudaStream_t stream) {
+  return read_value(static_cast<const T*>(L) + e, stream);
+}
+
+// The CPU dense_spectrum's finiteness and symmetry checks on the device.
+void check_dense_kernel(const void* L, DType dtype, std::int64_t n, double symmetry_rtol,
+                        cudaStream_t stream) {
+  DeviceBuffer<unsigned long long> flags(3, stream);  // largest bits, first pair, non-finite
+  const unsigned long long initial[3] = {0, kRaceEmpty, 0};
+  CUDA_CHECK(
+      cudaMemcpyAsync(flags.data(), initial, sizeof(initial), cudaMemcpyHostToDevice, stream));
+  int* non_finite = reinterpret_cast<int*>(flags.data() + 2);
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    scan_dense_entries<T><<<grid_size(n * n), kThreadsPerBlock, 0, stream>>>(
+        static_cast<const T*>(L), n * n, flags.data(), non_finite);
+  });
+  CUDA_CHECK_LAUNCH("scan_dense_entries");
+  unsigned long long host[3] = {0, 0, 0};
+  CUDA_CHECK(cudaMemcpyAsync(host, flags.data(), sizeof(host), cudaMemcpyDeviceToHost, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  IPDPP_REQUIRE(host[2] == 0, kNonFiniteKernelMessage);
+  if (symmetry_rtol < 0.0) return;
+  double largest = 0.0;
+  std::memcpy(&largest, &host[0], sizeof(largest));
+  const double tolerance = symmetry_rtol * largest;
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    first_asymmetric_entry<T><<<grid_size(n * n), kThreadsPerBlock, 0, stream>>>(
+        static_cast<const T*>(L), n, tolerance, flags.data() + 1);
+  });
+  CUDA_CHECK_LAUNCH("first_asymmetric_entry");
+  const unsigned long long first = read_value(flags.data() + 1, stream);
+  if (first == kRaceEmpty) return;
+  const auto e = static_cast<std::int64_t>(first);
+  const std::int64_t i = e / n, j = e % n;
+  const double gap = dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return std::abs(static_cast<double>(read_entry<T>(L, i * n + j, stream)) -
+                    static_cast<double>(read_entry<T>(L, j * n + i, stream)));
+  });
+  throw not_symmetric_error(i, j, gap, symmetry_rtol, tolerance);
 }
 
 std::vector<double> to_host(const double* device, std::int64_t count, cudaStream_t stream) {
@@ -200,7 +301,7 @@ std::unique_ptr<DeviceSpectrum> lowrank_spectrum(const void* features, DType dty
   dual_gram(features, dtype, n, d, quality, C.data(), stream);
   symmetric_eigh(C.data(), d, w.data(), stream);
   const std::vector<double> all = to_host(w.data(), d, stream);
-  const std::int64_t first = first_kept(all, rtol);
+  const std::int64_t first = first_kept(all.data(), static_cast<std::int64_t>(all.size()), rtol);
   const std::int64_t rank = d - first;
   spectrum->rank = rank;
   spectrum->eigenvalues.assign(all.begin() + first, all.end());
@@ -240,16 +341,18 @@ std::unique_ptr<DeviceSpectrum> lowrank_spectrum(const void* features, DType dty
   }
   // The spectrum outlives this call and may be read on other streams: finish it here.
   CUDA_CHECK(cudaStreamSynchronize(stream));
-  spectrum->eigenvectors.free_on(cudaStreamLegacy);
+  spectrum->eigenvectors.free_when_device_idle();
   return spectrum;
 }
 
 std::unique_ptr<DeviceSpectrum> dense_spectrum(const void* L, DType dtype, std::int64_t n,
-                                               double rtol, double psd_rtol, cudaStream_t stream) {
+                                               double rtol, double symmetry_rtol, double psd_rtol,
+                                               cudaStream_t stream) {
   IPDPP_REQUIRE(n > 0, "L must be non-empty");
   IPDPP_REQUIRE(rtol >= 0.0 && rtol < 1.0, "rtol must be in [0, 1)");
   IPDPP_REQUIRE(psd_rtol >= 0.0, "psd_rtol must be >= 0");
   IPDPP_REQUIRE(n <= 46340, "L is too large for the dense GPU eigensolver (n must be < 46341)");
+  check_dense_kernel(L, dtype, n, symmetry_rtol, stream);
   auto spectrum = std::make_unique<DeviceSpectrum>();
   spectrum->n = n;
   spectrum->dtype = dtype;
@@ -268,16 +371,8 @@ std::unique_ptr<DeviceSpectrum> dense_spectrum(const void* L, DType dtype, std::
   DeviceBuffer<double> w(static_cast<std::size_t>(n), stream);
   symmetric_eigh(A.data(), n, w.data(), stream);
   const std::vector<double> all = to_host(w.data(), n, stream);
-  // Same PSD rule as the CPU dense_spectrum: eigenvalues below -psd_rtol * max|eigenvalue| are
-  // not rounding noise.
-  const double scale = std::max(std::abs(all.front()), std::abs(all.back()));
-  if (all.front() < -psd_rtol * scale) {
-    std::ostringstream msg;
-    msg << "L must be positive semidefinite; its smallest eigenvalue is " << all.front()
-        << " (tolerance " << psd_rtol << " * max |eigenvalue| = " << psd_rtol * scale << ")";
-    throw std::invalid_argument(msg.str());
-  }
-  const std::int64_t first = first_kept(all, rtol);
+  check_positive_semidefinite(all.data(), n, psd_rtol, "L");  // the CPU's rule
+  const std::int64_t first = first_kept(all.data(), static_cast<std::int64_t>(all.size()), rtol);
   const std::int64_t rank = n - first;
   spectrum->rank = rank;
   spectrum->eigenvalues.assign(all.begin() + first, all.end());
@@ -291,7 +386,7 @@ std::unique_ptr<DeviceSpectrum> dense_spectrum(const void* L, DType dtype, std::
   });
   CUDA_CHECK_LAUNCH("gather_dense_eigenvectors");
   CUDA_CHECK(cudaStreamSynchronize(stream));  // may be read on other streams (see above)
-  spectrum->eigenvectors.free_on(cudaStreamLegacy);
+  spectrum->eigenvectors.free_when_device_idle();
   return spectrum;
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/dtype.h"
+#include "common/esp_cache.h"
 #include "cuda/device_buffer.h"
 
 namespace ipdpp::cuda {
@@ -37,6 +38,12 @@ struct DeviceSpectrum {
   DeviceBuffer<double> leverage;
   DeviceBuffer<double> alias_probability;
   DeviceBuffer<std::int32_t> alias_index;
+  // Selection tables (select_eigenvectors.cu), uploaded on first use: the eigenvalues and their
+  // logarithms (device, rank) and the log-ESP table per k, each built once per spectrum as on
+  // the CPU instead of once per call.
+  DeviceBuffer<double> eigenvalues_device;
+  DeviceBuffer<double> log_eigenvalues_device;
+  EspTableCache<DeviceBuffer<double>> esp_tables;
   // Serialises the lazy construction of the tables above: Python threads may sample from one
   // spectrum at once (the bindings release the GIL).
   std::mutex tables_mutex;
@@ -63,11 +70,13 @@ std::vector<double> dual_gram_eigenvalues(const void* features, DType dtype, std
                                           std::int64_t d, const double* quality,
                                           cudaStream_t stream);
 
-// Spectrum of a dense symmetric PSD L (device, n x n row-major, `dtype`; symmetry is checked by
-// the caller). Throws std::invalid_argument (ValueError) naming `L` when the smallest eigenvalue
-// is below -psd_rtol * max|eigenvalue|, the rule of the CPU dense_spectrum (csrc/cpu/spectrum.h):
-// callers pass the same psd_rtol on both devices. Eigenvalues <= rtol * max are dropped.
+// Spectrum of a dense symmetric PSD L (device, n x n row-major, `dtype`), with the CPU
+// dense_spectrum's checks and messages (common/spectrum_rules.h): std::invalid_argument
+// (ValueError) naming `L` when an entry is not finite or the first pair with |L_ij - L_ji| >
+// symmetry_rtol * max|L| (skipped when symmetry_rtol < 0: the caller checked), and when the
+// smallest eigenvalue is below -psd_rtol * max|eigenvalue|. Eigenvalues <= rtol * max are dropped.
 std::unique_ptr<DeviceSpectrum> dense_spectrum(const void* L, DType dtype, std::int64_t n,
-                                               double rtol, double psd_rtol, cudaStream_t stream);
+                                               double rtol, double symmetry_rtol, double psd_rtol,
+                                               cudaStream_t stream);
 
 }  // namespace ipdpp::cuda
