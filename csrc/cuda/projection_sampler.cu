@@ -137,18 +137,12 @@ __device__ unsigned long long projection_pass(const T* __restrict__ VJ, T* __res
     for (int r = 0; r < 4; ++r)
       for (int offset = G / 2; offset > 0; offset >>= 1)
         acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], offset, G);
-    float e[4];
-    race_exponentials(seed, sample, race_step, static_cast<std::uint64_t>(quad), e);
-    // Lane r < 4 finishes row r of the quad. The register arrays are indexed with constants
-    // only (a run-time index would move them to local memory).
+    // Lane r < 4 finishes row r of the quad. The register array is indexed with constants
+    // only (a run-time index would move it to local memory).
     T dot = acc[0];
-    float race = e[0];
 #pragma unroll
     for (int r = 1; r < 4; ++r) {
-      if (lane_in_group == r) {
-        dot = acc[r];
-        race = e[r];
-      }
+      if (lane_in_group == r) dot = acc[r];
     }
     if (active && lane_in_group < 4) {
       const std::int64_t i = row0 + lane_in_group;
@@ -159,6 +153,8 @@ __device__ unsigned long long projection_pass(const T* __restrict__ VJ, T* __res
         if (i == chosen || !(value > T(0))) value = T(0);
         residual[i] = value;
         if (value > T(0)) {  // in T: an fp64 residual below float's range still races
+          const float race = race_exponential(seed, sample, race_step,
+                                              static_cast<std::uint64_t>(quad), lane_in_group);
           const unsigned long long entry =
               pack_race_key(race_key(race, value), static_cast<std::uint32_t>(i));
           best = entry < best ? entry : best;

@@ -15,23 +15,24 @@
 
 namespace ipdpp::cuda {
 
-// The 4 Exp(1) variates of items 4q .. 4q+3 at step t. Uniforms take 24 random bits each,
-// ((bits >> 8) + 0.5) * 2^-24, which a float represents exactly and which is never 0 or 1 (so
-// E is finite and positive: no item can win a race with zero weight or by a rounding accident).
-__device__ __forceinline__ void race_exponentials(std::uint64_t seed, std::uint64_t sample,
+// The Exp(1) variate of item 4q + word (word < 4) at step t: word `word` of one Philox block per
+// 4 consecutive items. Uniforms take 24 random bits each, ((bits >> 8) + 0.5) * 2^-24, which a
+// float represents exactly and which is never 0 or 1 (so E is finite and positive: no item can
+// win a race with zero weight or by a rounding accident). Only the lane that finishes an item
+// calls it, so each lane takes one logarithm instead of four.
+__device__ __forceinline__ float race_exponential(std::uint64_t seed, std::uint64_t sample,
                                                   std::uint32_t step, std::uint64_t quad,
-                                                  float e[4]) {
+                                                  int word) {
   const Philox4x32 ctr{{static_cast<std::uint32_t>(sample),
                         static_cast<std::uint32_t>(sample >> 32) ^
                             (static_cast<std::uint32_t>(RandomPurpose::kSequential) << 24),
                         static_cast<std::uint32_t>(quad), 0x80000000u | step}};
   const Philox4x32 r =
       philox4x32_10(ctr, static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
-#pragma unroll
-  for (int w = 0; w < 4; ++w) {
-    const float u = (static_cast<float>(r.v[w] >> 8) + 0.5f) * 5.9604644775390625e-8f;  // 2^-24
-    e[w] = -logf(u);
-  }
+  // Constant indices only (a run-time index would move r to local memory).
+  const std::uint32_t bits = word == 0 ? r.v[0] : word == 1 ? r.v[1] : word == 2 ? r.v[2] : r.v[3];
+  const float u = (static_cast<float>(bits >> 8) + 0.5f) * 5.9604644775390625e-8f;  // 2^-24
+  return -logf(u);
 }
 
 // The race key of an item with Exp(1) variate e and residual r > 0: a strictly increasing
