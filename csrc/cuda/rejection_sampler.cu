@@ -125,20 +125,27 @@ __global__ void __launch_bounds__(kRejectionThreads) rejection_kernel(const Reje
         for (std::int64_t q = lane; q < t; q += 32) duplicate |= chosen[q] == i;
         duplicate = __any_sync(0xffffffffu, duplicate);
         __syncwarp();
-        // ||W^T v||^2 with lane q owning basis rows q, q + 32, ...
-        T projected = T(0);
-        for (std::int64_t q = lane; q < t; q += 32) {
-          T dot = T(0);
-          for (std::int64_t c = 0; c < count; ++c) dot += W[q * ldw + c] * v[c];
-          coef[q] = dot;
-          projected += dot * dot;
-        }
-        for (int offset = 16; offset > 0; offset >>= 1) {
+        for (int offset = 16; offset > 0; offset >>= 1)
           norm2 += __shfl_xor_sync(0xffffffffu, norm2, offset);
-          projected += __shfl_xor_sync(0xffffffffu, projected, offset);
+        // Early reject: the residual is norm2 - ||W^T v||^2 <= norm2 (also after rounding), so a
+        // proposal whose threshold reaches norm2 fails whatever the projection gives; most do
+        // (the test passes with probability about k / rank). Uniform over the warp.
+        const double threshold = u1 * p.leverage[i];
+        bool accept = !duplicate && threshold < static_cast<double>(norm2);
+        if (accept) {
+          // ||W^T v||^2 with lane q owning basis rows q, q + 32, ...
+          T projected = T(0);
+          for (std::int64_t q = lane; q < t; q += 32) {
+            T dot = T(0);
+            for (std::int64_t c = 0; c < count; ++c) dot += W[q * ldw + c] * v[c];
+            coef[q] = dot;
+            projected += dot * dot;
+          }
+          for (int offset = 16; offset > 0; offset >>= 1)
+            projected += __shfl_xor_sync(0xffffffffu, projected, offset);
+          accept = threshold < static_cast<double>(norm2 - projected);
         }
-        const double residual = static_cast<double>(norm2 - projected);
-        if (lane == 0) accepted[warp] = !duplicate && u1 * p.leverage[i] < residual;
+        if (lane == 0) accepted[warp] = accept;
         __syncthreads();
         if (threadIdx.x == 0) {
           int winner = -1;
