@@ -90,3 +90,18 @@ def structured_sample(
     device: int,
     stream: int,
 ) -> None: ...
+def balanced_subset(
+    labels: int,
+    p: int,
+    n: int,
+    k_per_class: npt.NDArray[np.int64],
+    alpha_power: float,
+    alpha_value: float,
+    seed: int,
+    out: int,
+    device: int,
+    stream: int,
+) -> int:
+    """Mode "exact" of balanced_subset on the GPU: labels (device int64 (n,)), p (device float64
+    (n,)), k_per_class (host (C,)); writes the kept indices, ascending, to out (device int64 with
+    room for n) and returns their number. Class c draws the stream (seed, c), as the CPU."""
