@@ -212,3 +212,34 @@ def test_classifier_only_finetune_keeps_the_encoder(tiny_npz, tmp_path):
     trained = result.models["exact"].encoder.inner.state_dict()  # frozen, BatchNorm included
     for key, value in stage1["modules"]["encoder"].items():
         assert torch.equal(trained[key], value), key
+
+
+def test_stage2_methods_are_paired_by_seed_and_round(tiny_npz, tmp_path, monkeypatch):
+    # Every random stream of stage 2 (head, batch order, augmentation, subset seed) is keyed by
+    # the training seed and the round, never by the method: given the same subsets, the random,
+    # paper and exact methods must end with identical weights.
+    def same_subset(labels, p, k, *, mode, alpha, seed):
+        rng = np.random.default_rng(seed)  # depends on the round's seed only, not on mode
+        return np.concatenate(
+            [rng.permutation(np.flatnonzero(labels == c))[:k] for c in np.unique(labels)]
+        )
+
+    monkeypatch.setattr(ipdpp, "balanced_subset", same_subset)
+    result = run_experiment(tiny_config(tiny_npz, tmp_path, methods=["random", "paper", "exact"]))
+    weights = [result.models[m].state_dict() for m in ("random", "paper", "exact")]
+    for other in weights[1:]:
+        assert all(torch.equal(weights[0][k], other[k]) for k in weights[0])
+    assert result.metrics["random"] == result.metrics["exact"]
+
+
+def test_own_data_config_uses_the_users_npz_as_given(tiny_npz, tmp_path, capsys):
+    config = Path(__file__).parents[1] / "configs" / "own_data.toml"
+    short = [f"{s}.steps=2" for s in ("stage1", "stage2", "ce", "linear_probe")]
+    main(["--config", str(config), "--data-dir", str(tiny_npz), "--out", str(tmp_path),
+          "--no-progress", *[a for s in short for a in ("--set", s)]])  # fmt: skip
+    out = capsys.readouterr().out
+    # 24 images per class as given: 2 (10 %) held out for validation, none re-cut.
+    assert "Training images per class (head to tail): 22, 22, 22, 22" in out
+    assert "as given: 96 training images" in out and "images resized to 16x16" in out
+    results = json.loads((tmp_path / "own-data" / "results.json").read_text())
+    assert results["validation_images"] == 8 and results["threads"] == 1

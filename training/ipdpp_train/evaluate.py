@@ -267,10 +267,15 @@ class Validator:
         m = evaluate_predictions(
             predictions.cpu().numpy(), self.labels, self.train_counts, self.thresholds
         )
-        return {f"{prefix}_{g}": getattr(m, g) for g in ("overall", "many", "medium", "few")}
+        record = {f"{prefix}_{g}": getattr(m, g) for g in ("overall", "many", "medium", "few")}
+        # The mean of the per-class accuracies: what "overall" means on a balanced test set, and
+        # the figure to tune on when the validation split is as long-tailed as the training set.
+        present = [a for a in m.per_class if not math.isnan(a)]
+        record[f"{prefix}_balanced"] = float(np.mean(present)) if present else math.nan
+        return record
 
     def classifier(self, model: nn.Module) -> dict[str, float]:
-        """val_overall/many/medium/few of a classifier (logits model)."""
+        """val_overall/many/medium/few/balanced of a classifier (logits model)."""
         return self._record(predict(model, self.x_val, self.batch_size), "val")
 
     def head(self, encoder: nn.Module, head: nn.Module) -> dict[str, float]:
@@ -280,7 +285,7 @@ class Validator:
         return self._record(logits.argmax(dim=1), "val")
 
     def knn(self, encoder: nn.Module) -> dict[str, float]:
-        """val_knn_overall/many/medium/few: k-NN on the encoder's features (stage 1)."""
+        """val_knn_overall/many/medium/few/balanced: k-NN on the encoder's features (stage 1)."""
         bank = encode(encoder, self.x_train, self.batch_size)
         queries = encode(encoder, self.x_val, self.batch_size)
         num_classes = len(self.train_counts)

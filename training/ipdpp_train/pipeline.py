@@ -157,7 +157,10 @@ class _Experiment:
             train_cross_entropy(cfg.ce, cfg.augment, model, self.data, rt, directory, options)
             return model
         encoder = self.pretrained()
-        torch.manual_seed(derive_seed(cfg.run.seed, f"{method}-head"))
+        # Keyed by the training seed and the head's role, never by the method: every stage-2
+        # method starts from the same head, so two samplers differ only by their subsets.
+        role = "linear-probe-head" if method == "linear_probe" else "stage2-head"
+        torch.manual_seed(derive_seed(cfg.run.seed, role))
         if method == "linear_probe":
             head = nn.Linear(encoder.feature_dim, num_classes).to(rt.device)
             train_linear_probe(

@@ -166,7 +166,9 @@ def train_stage2(
     a uniform one whatever the mode; later rounds use the re-trained model. Classes with at most
     k items are kept whole by every mode. Round r draws with seed
     ``derive_seed(run seed, "stage2-subset", r)``; rank 0 scores and draws, and broadcasts the
-    subset, so every DDP rank trains on the same items.
+    subset, so every DDP rank trains on the same items. Batch order and augmentation are keyed
+    by the run seed and the epoch, never by ``mode``: comparisons between modes are paired,
+    and two modes that draw the same subsets end with the same weights.
     """
     if config.finetune == "classifier":
         for param in model.encoder.parameters():
@@ -227,7 +229,7 @@ def train_stage2(
                 runtime,
                 schedule,
                 epoch,
-                f"stage2-{mode}",
+                "stage2",  # batch order and augmentation: the same for every mode
             )
         )
         return record
