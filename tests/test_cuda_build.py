@@ -23,6 +23,8 @@ from ipdpp import _cuda_backend as gpu
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA_CMAKE = ROOT / "csrc" / "cuda" / "cuda.cmake"
+# The source lists, shared by the CUDA build and the CPU emulator's (csrc/emulator/emulator.cmake).
+CUDA_SOURCES = ROOT / "csrc" / "cuda" / "sources.cmake"
 
 
 class FakeCudaArray:
@@ -115,9 +117,9 @@ def test_choose_method_rejects_unknown() -> None:
 
 
 def _cmake_list(name: str) -> set[str]:
-    text = CUDA_CMAKE.read_text()
+    text = CUDA_SOURCES.read_text()
     body = re.search(rf"set\({name}\n(.*?)\)", text, re.S)
-    assert body is not None, f"{name} not found in {CUDA_CMAKE}"
+    assert body is not None, f"{name} not found in {CUDA_SOURCES}"
     return {line.strip() for line in body.group(1).splitlines() if line.strip()}
 
 

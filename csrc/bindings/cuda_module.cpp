@@ -2,6 +2,9 @@
 // (ipdpp/_cuda_backend.py) passes raw device pointers, shapes, the device ordinal and the
 // caller's current stream (torch / cupy); results are written into buffers it allocated with the
 // caller's framework. Long calls release the GIL.
+//
+// The CPU emulator's build compiles this same file as _cuda_emulated (IPDPP_CUDA_EMULATOR), with
+// the emulator's own additions (csrc/emulator/module.cpp).
 #include <pybind11/pybind11.h>
 
 #include "common/error.h"
@@ -14,7 +17,16 @@ void register_cuda_spectrum(py::module_& m);
 void register_cuda_sampling(py::module_& m);
 }  // namespace ipdpp::bindings
 
-PYBIND11_MODULE(_cuda, m) {
+#if defined(IPDPP_CUDA_EMULATOR)
+namespace ipdpp::emu {
+void register_emulator(py::module_& m);
+}  // namespace ipdpp::emu
+#define IPDPP_CUDA_MODULE _cuda_emulated
+#else
+#define IPDPP_CUDA_MODULE _cuda
+#endif
+
+PYBIND11_MODULE(IPDPP_CUDA_MODULE, m) {
   m.doc() = "ipdpp CUDA kernels; use the Python API in ipdpp instead of this module.";
   // Translators are tried newest first, so the more specific out-of-memory type comes last.
   py::register_exception<ipdpp::cuda::CudaError>(m, "CudaError", PyExc_RuntimeError);
@@ -33,4 +45,7 @@ PYBIND11_MODULE(_cuda, m) {
   });
   ipdpp::bindings::register_cuda_spectrum(m);
   ipdpp::bindings::register_cuda_sampling(m);
+#if defined(IPDPP_CUDA_EMULATOR)
+  ipdpp::emu::register_emulator(m);
+#endif
 }

@@ -12,24 +12,7 @@ include(CheckLanguage)
 option(IPDPP_CUDA_COMPILE_CHECK
        "Without cuBLAS/cuSOLVER, still compile the pure-CUDA kernels (no linking)" OFF)
 
-# Kernels that only need the CUDA runtime (compile-checkable without cuBLAS/cuSOLVER).
-set(IPDPP_CUDA_KERNEL_SOURCES
-  csrc/cuda/select_eigenvectors.cu
-  csrc/cuda/projection_sampler.cu
-  csrc/cuda/rejection_sampler.cu
-  csrc/cuda/spectral_sampler.cu
-  csrc/cuda/ipdpp_sampler.cu
-  csrc/cuda/balanced_subset.cu
-)
-# Kernels that call cuBLAS / cuSOLVER.
-set(IPDPP_CUDA_LIBRARY_SOURCES
-  csrc/cuda/spectrum.cu
-)
-set(IPDPP_CUDA_BINDING_SOURCES
-  csrc/bindings/cuda_module.cpp
-  csrc/bindings/cuda_spectrum.cpp
-  csrc/bindings/cuda_sampling.cpp
-)
+include(${CMAKE_CURRENT_LIST_DIR}/sources.cmake)
 
 # Default architecture: Hopper (H100/H200). Set before enable_language so CMake does not pick the
 # compiler's default (an old architecture with no Hopper instructions).

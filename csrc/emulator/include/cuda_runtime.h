@@ -1,0 +1,3 @@
+// Emulated build: the runtime API plus device code (csrc/emulator/device.h).
+#pragma once
+#include "emulator/device.h"
