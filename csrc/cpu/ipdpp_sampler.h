@@ -1,4 +1,4 @@
-// Exact k-DPP sampling for the IP-DPP kernel S = diag(d) + alpha p p^T (DESIGN.md §2) in
+// Exact k-DPP sampling for the IP-DPP kernel S = diag(d) + alpha p p^T in
 // O(N k) time with no eigendecomposition.
 //
 // With a_i = alpha p_i^2 the matrix determinant lemma gives (also when some d_i = 0, through

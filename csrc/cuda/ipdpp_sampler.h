@@ -1,4 +1,4 @@
-// The structured IP-DPP k-DPP sampler on the GPU (DESIGN.md section 2), for many problems of
+// The structured IP-DPP k-DPP sampler on the GPU, for many problems of
 // different sizes in one launch: one problem per class for balanced_subset, or one problem with
 // many samples for sample_k_dpp on an IPDPPKernel. The CPU twin is csrc/cpu/ipdpp_sampler.h:
 // the same band of the two tables (kept here in log space, always, and whole in device memory:

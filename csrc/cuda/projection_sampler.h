@@ -1,5 +1,5 @@
 // The sequential (projection) phase on the GPU as one fused, cooperative kernel per batch of
-// samples (DESIGN.md sections 2 and 4).
+// samples.
 //
 // Per sample the kernel keeps V_J (n x k, the selected eigenvectors, gathered once into scratch),
 // the residuals r_i = ||(I - W W^T) V_J,i||^2 and, in every block's shared memory, the orthonormal

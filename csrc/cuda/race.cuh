@@ -1,4 +1,4 @@
-// The exponential race of the sequential phase (DESIGN.md section 2): at step t, item i wins with
+// The exponential race of the sequential phase: at step t, item i wins with
 // probability r_i / sum(r) when every item draws E_{t,i} ~ Exp(1) and the smallest E_{t,i} / r_i
 // wins. Selection and the residual update then share one pass over V.
 //

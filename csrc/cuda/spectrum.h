@@ -1,6 +1,6 @@
 // Kernel construction on the GPU: the spectrum (eigenvalues, orthonormal eigenvectors) of a
 // low-rank kernel L = diag(q) B B^T diag(q) through its d x d dual C = B^T diag(q^2) B (cuBLAS),
-// and of a dense kernel; eigendecomposition with cuSOLVER (syevd). DESIGN.md section 2.
+// and of a dense kernel; eigendecomposition with cuSOLVER (syevd).
 //
 // Precision: the Gram matrix, the eigendecomposition and the eigenvector product are computed in
 // float64 for float32 input as well (rows are widened chunk by chunk). A float32 Gram matrix of
