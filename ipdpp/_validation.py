@@ -8,6 +8,7 @@ for shapes, values and devices. The C++ layer repeats the cheap checks as a back
 from __future__ import annotations
 
 import operator
+import os
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,9 @@ __all__ = [
     "check_seed",
     "check_uint64",
     "check_threads",
+    "check_sample_count",
+    "check_memory",
+    "DPP_SAMPLE_OVERHEAD",
     "index_array",
     "UINT64_LIMIT",
 ]
@@ -116,7 +120,7 @@ def check_uint64(x: Any, name: str) -> int:
 def check_seed(seed: Any, sample_offset: Any, num_samples: int) -> tuple[int, int]:
     """Validated (seed, sample_offset): both unsigned 64-bit, offset + count within range."""
     seed = check_uint64(seed, "seed")
-    sample_offset = check_int(sample_offset, "sample_offset", minimum=0)
+    sample_offset = check_uint64(sample_offset, "sample_offset")
     if sample_offset + num_samples > UINT64_LIMIT:
         raise ValueError(
             f"sample_offset + num_samples must be <= 2**64; got {sample_offset} + {num_samples}"
@@ -125,10 +129,65 @@ def check_seed(seed: Any, sample_offset: Any, num_samples: int) -> tuple[int, in
 
 
 def check_threads(threads: Any) -> int:
-    """``threads`` for the C++ layer: None -> 0 (all hardware threads), else an int >= 1."""
+    """``threads`` for the C++ layer: None -> 0 (all hardware threads), else an int >= 1.
+
+    The C++ thread count is a C ``int``; a larger request is an error here rather than an
+    unnamed overflow in the bindings (no machine runs 2**31 threads).
+    """
     if threads is None:
         return 0
-    return check_int(threads, "threads", minimum=1)
+    value = check_int(threads, "threads", minimum=1)
+    if value > _MAX_THREADS:
+        raise ValueError(f"threads must be <= {_MAX_THREADS}; got {value}")
+    return value
+
+
+_MAX_THREADS = 2**31 - 1
+
+#: Bytes of one sample of :func:`ipdpp.sample_dpp` besides its indices: the list slot and the
+#: header of its own int64 array (``sys.getsizeof(numpy.empty(0, numpy.int64))`` is 112).
+DPP_SAMPLE_OVERHEAD = 120
+
+
+def _physical_memory() -> int | None:
+    """Bytes of physical memory of this machine, or None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_memory(needed: int, name: str, what: str) -> None:
+    """Raise ValueError naming ``name`` if ``what`` needs more bytes than the machine has.
+
+    Sizes that no machine can hold are refused up front: the allocation would otherwise fail
+    late (MemoryError, possibly after minutes of work), or succeed lazily and get the process
+    killed when the memory is touched.
+    """
+    memory = _physical_memory()
+    if memory is not None and needed > memory:
+        raise ValueError(
+            f"{name}: {what} need at least {needed / 2**30:.4g} GiB, more than the "
+            f"{memory / 2**30:.4g} GiB of memory of this machine"
+        )
+
+
+def check_sample_count(num_samples: Any, bytes_per_sample: int) -> int:
+    """``num_samples`` as an int whose samples, ``bytes_per_sample`` each, fit in memory.
+
+    Raises
+    ------
+    TypeError
+        If ``num_samples`` is not an integer.
+    ValueError
+        If ``num_samples`` is negative, at least ``2**63`` (the C++ count is signed 64-bit), or
+        its samples need more bytes than the machine has.
+    """
+    value = check_int(num_samples, "num_samples", minimum=0)
+    if value >= 2**63:
+        raise ValueError(f"num_samples must be < 2**63; got {value}")
+    check_memory(value * bytes_per_sample, "num_samples", f"{value} samples")
+    return value
 
 
 def index_array(x: Any, name: str, n: int) -> np.ndarray:

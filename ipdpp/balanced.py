@@ -10,10 +10,13 @@ import numpy as np
 
 from . import _core, _cuda_backend
 from ._arrays import ArrayKind, as_numpy, is_cuda_array, use_cuda, wrap
-from ._validation import check_int, check_threads, check_uint64, real_array
+from ._validation import check_int, check_memory, check_threads, check_uint64, real_array
 from .kernels import EIGENVALUE_RTOL
 
 __all__ = ["balanced_subset", "BALANCED_MODES"]
+
+#: Bytes of the per-class tables of one class, labels 0 .. max(labels) (an upper bound).
+_BYTES_PER_CLASS = 64
 
 #: The selection rules of :func:`balanced_subset`.
 BALANCED_MODES = ("exact", "paper", "random", "greedy")
@@ -28,6 +31,11 @@ def _labels_array(labels: Any) -> tuple[np.ndarray, ArrayKind]:
         raise ValueError(f"labels must be an integer array; got dtype {array.dtype}")
     if array.size and int(array.min()) < 0:
         raise ValueError(f"labels must be >= 0; got {int(array.min())}")
+    if array.size:  # before the int64 cast, so that no unsigned label wraps around
+        # The selection keeps a few per-class tables (offsets, a fill cursor, the kept list, k)
+        # for the classes 0 .. max(labels): one huge label must not ask for more than memory.
+        top = int(array.max())
+        check_memory(_BYTES_PER_CLASS * (top + 1), "labels", f"the classes 0..{top}")
     return np.ascontiguousarray(array, dtype=np.int64), kind
 
 
@@ -44,7 +52,7 @@ def _p_array(p: Any, n: int) -> np.ndarray:
 def _k_array(k_per_class: Any, num_classes: int) -> np.ndarray:
     if isinstance(k_per_class, (bool, np.bool_)):
         raise TypeError(f"k_per_class must be an int or an integer array; got {k_per_class!r}")
-    if isinstance(k_per_class, (numbers.Integral, np.integer)):
+    if isinstance(k_per_class, (numbers.Integral, np.integer)) or np.ndim(k_per_class) == 0:
         k = check_int(k_per_class, "k_per_class", minimum=0)
         return np.full(num_classes, k, dtype=np.int64)
     array, _ = as_numpy(k_per_class, "k_per_class")
@@ -81,8 +89,11 @@ def _features_array(features: Any, n: int, mode: str) -> np.ndarray | None:
         return None
     if mode not in ("exact", "greedy"):
         raise ValueError(f"features are used by mode 'exact' and 'greedy' only; got mode {mode!r}")
-    array, _ = real_array(features, "features", ndim=2, shape_doc="(n, d)")
-    if array.shape[0] != n:
+    if n == 0:  # no rows, so no values to check: only the shape must fit
+        array, _ = as_numpy(features, "features")
+    else:
+        array, _ = real_array(features, "features", ndim=2, shape_doc="(n, d)")
+    if array.ndim != 2 or array.shape[0] != n:
         raise ValueError(
             f"features must have shape (n, d) with n = len(labels) = {n}; got {array.shape}"
         )
@@ -236,18 +247,20 @@ def balanced_subset(
         return _balanced_subset_cuda(labels, p, k_per_class, mode, alpha, seed, features, threads)
     labels_np, kind = _labels_array(labels)
     n = labels_np.shape[0]
-    if n == 0:  # nothing to select; p must still match
-        if np.shape(as_numpy(p, "p")[0]) != (0,):
-            raise ValueError(f"p must have the length of labels, 0; got shape {np.shape(p)}")
-        return wrap(np.empty(0, dtype=np.int64), kind)
-    p_np = _p_array(p, n)
-    num_classes = int(labels_np.max()) + 1
-    k_np = _k_array(k_per_class, num_classes)
     if not isinstance(mode, str) or mode not in BALANCED_MODES:
         raise ValueError(f"mode must be one of {BALANCED_MODES}; got {mode!r}")
     alpha_power, alpha_value = _alpha_rule(alpha)
     seed_int = check_uint64(seed, "seed")
     threads_int = check_threads(threads)
+    if n == 0:  # nothing to select, but the other arguments must still fit empty labels
+        if np.shape(as_numpy(p, "p")[0]) != (0,):
+            raise ValueError(f"p must have the length of labels, 0; got shape {np.shape(p)}")
+        _k_array(k_per_class, 0)
+        _features_array(features, 0, mode)
+        return wrap(np.empty(0, dtype=np.int64), kind)
+    p_np = _p_array(p, n)
+    num_classes = int(labels_np.max()) + 1
+    k_np = _k_array(k_per_class, num_classes)
     features_np = _features_array(features, n, mode)
     kept = _core.balanced_subset(
         labels_np,

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from . import _core, _cuda_backend
-from ._validation import check_int, check_seed, check_threads
+from ._validation import (
+    DPP_SAMPLE_OVERHEAD,
+    check_int,
+    check_sample_count,
+    check_seed,
+    check_threads,
+)
 from .kernels import IPDPPKernel, Kernel
 
 __all__ = ["sample_dpp", "sample_k_dpp", "METHODS"]
@@ -105,9 +111,10 @@ def sample_k_dpp(
     TypeError
         If ``kernel`` is not an ipdpp kernel or an integer argument is not an integer.
     ValueError
-        If ``k < 0``, ``k`` exceeds the kernel's rank, ``num_samples < 0``, ``seed`` or
-        ``sample_offset`` is out of range, ``threads < 1`` or ``method`` is unknown or does not
-        apply to the kernel.
+        If ``k < 0``, ``k`` exceeds the kernel's rank, ``num_samples < 0``, the samples
+        (``8 * max(k, 1)`` bytes each) need more than the machine's memory, ``seed`` or
+        ``sample_offset`` is out of range, ``threads`` is not in ``[1, 2**31)`` or ``method`` is
+        unknown or does not apply to the kernel.
 
     Notes
     -----
@@ -127,7 +134,9 @@ def sample_k_dpp(
     """
     kernel = _check_kernel(kernel)
     k = check_int(k, "k", minimum=0)
-    num_samples = check_int(num_samples, "num_samples", minimum=0)
+    # An int64 index per item, at most n of them (a larger k fails the rank check below, by its
+    # own name); an empty sample still costs the loop its turn.
+    num_samples = check_sample_count(num_samples, 8 * max(min(k, kernel.n), 1))
     seed, sample_offset = check_seed(seed, sample_offset, num_samples)
     threads_arg = check_threads(threads)
     if isinstance(kernel, IPDPPKernel) and method in ("auto", "structured"):
@@ -195,8 +204,9 @@ def sample_dpp(
     TypeError
         If ``kernel`` is not an ipdpp kernel or an integer argument is not an integer.
     ValueError
-        If ``num_samples < 0``, ``seed``/``sample_offset`` is out of range, ``threads < 1``, or
-        ``method`` is unknown or "structured".
+        If ``num_samples < 0``, the samples (at least 120 bytes each) need more than the
+        machine's memory, ``seed``/``sample_offset`` is out of range, ``threads`` is not in
+        ``[1, 2**31)``, or ``method`` is unknown or "structured".
 
     Notes
     -----
@@ -212,7 +222,7 @@ def sample_dpp(
     (3, dtype('int64'))
     """
     kernel = _check_kernel(kernel)
-    num_samples = check_int(num_samples, "num_samples", minimum=0)
+    num_samples = check_sample_count(num_samples, DPP_SAMPLE_OVERHEAD)
     seed, sample_offset = check_seed(seed, sample_offset, num_samples)
     threads_arg = check_threads(threads)
     projection = _spectral_method(kernel, method, fixed_size=False)
