@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -205,6 +207,21 @@ def test_structured_equals_cpu_sampler() -> None:
     np.testing.assert_array_equal(structured_sample(p, 1 / 300, 20, 50), cpu)
 
 
+def test_structured_k_at_the_shared_memory_edge() -> None:
+    # The table kernel keeps 4 (k + 1) doubles per block in dynamic shared memory on top of its
+    # static scratch: the largest k it reports must run, the next must be a ValueError (not a
+    # failed launch), and both devices must still agree there.
+    p = np.random.default_rng(SEED).beta(8.0, 2.0, 8000)
+    with pytest.raises(ValueError, match="at most") as info:
+        structured_sample(p, 1 / 8000, 7900, 1)
+    edge = int(re.search(r"at most (\d+)", str(info.value)).group(1))
+    q = p[: edge + 40]
+    with pytest.raises(ValueError, match="at most"):
+        structured_sample(q, 1 / q.size, edge + 1, 1)
+    cpu = ipdpp.sample_k_dpp(ipdpp.IPDPPKernel(q), edge, 1, seed=SEED, method="structured")
+    np.testing.assert_array_equal(structured_sample(q, 1 / q.size, edge, 1), cpu)
+
+
 def test_structured_matches_enumeration() -> None:
     p = np.random.default_rng(SEED).beta(8.0, 2.0, 7)
     samples = structured_sample(p, 1 / 7, 3, 3000)
@@ -272,7 +289,7 @@ def overwrite_eigenvectors(spectrum: Any, values: np.ndarray) -> None:
     view[...] = values
 
 
-@pytest.mark.parametrize("method", ["sequential"])
+@pytest.mark.parametrize("method", METHODS)
 def test_degenerate_eigenvectors_raise(method: str) -> None:
     # Every row of V the same: after the first item every residual is zero, so no second item
     # can be drawn. Both kernels must report it instead of returning garbage or spinning.
@@ -294,3 +311,67 @@ def test_bad_arguments_raise() -> None:
     with pytest.raises(TypeError, match="dtype"):
         emu.lowrank_spectrum(B.ctypes.data, "float16", 30, 4, 0, RTOL, 0, 0)
     assert emu.emulator.live_allocations() == allocations  # the error paths free what they took
+
+
+def test_concurrent_calls_with_different_k() -> None:
+    # Host threads launching one kernel with different shared-memory sizes must not change each
+    # other's limits (the attribute is per kernel, not per call).
+    B, _, _ = lowrank_case(300, 12, np.float32)
+    spectrum = spectrum_of(B)
+    ks = [2, 6, 10] * 3
+    serial = [sample(spectrum, k, 3, method) for k in ks for method in METHODS]
+    with ThreadPoolExecutor(3) as pool:
+        jobs = [pool.submit(sample, spectrum, k, 3, method) for k in ks for method in METHODS]
+        parallel = [job.result() for job in jobs]
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------------------------
+# The emulator itself: each check fires on a kernel with that bug (emulator.self_test)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("split_warp", "deadlock: no thread can proceed"),
+        ("divergent_barrier", "divergent __syncthreads"),
+        ("early_exit", "exited"),
+        ("shuffle_outside_mask", "not in the mask"),
+        ("mask_mismatch", "with mask 0x"),
+        ("dynamic_overrun", "past the end of its dynamic shared memory"),
+        ("static_overrun", "past the end of its static shared memory"),
+        ("grid_sync_not_cooperative", "not cooperative"),
+        ("cooperative_too_large", "can be resident at once"),
+        ("dynamic_above_attribute", "MaxDynamicSharedMemorySize"),
+        ("launch_bounds", "__launch_bounds__ allows 64"),
+    ],
+)
+def test_emulator_reports_kernel_bugs(name: str, match: str) -> None:
+    with pytest.raises(emu.CudaError, match=match):
+        emu.emulator.self_test(name)
+    # The failed launch leaves nothing behind: a correct kernel runs next.
+    assert emu.emulator.self_test("reduce")[:256] == [sum(range(256))] * 256
+
+
+def test_emulator_watchdog_stops_endless_kernels() -> None:
+    previous = emu.emulator.watchdog()
+    emu.emulator.set_watchdog(1000)
+    try:
+        with pytest.raises(emu.CudaError, match="watchdog"):
+            emu.emulator.self_test("endless")
+    finally:
+        emu.emulator.set_watchdog(previous)
+
+
+def test_thread_orders_expose_races_and_garbage_exposes_uninitialised_reads() -> None:
+    results = {}
+    for order in ORDERS:
+        emu.emulator.set_thread_order(order)
+        results[order] = emu.emulator.self_test("write_race")[:64]
+        assert emu.emulator.self_test("reduce") == [sum(range(256))] * 256
+    # The last writer wins: thread 2 running after thread 1, or before it.
+    assert results["forward"] == [2] * 64 and results["reversed"] == [1] * 64
+    first, second = (emu.emulator.self_test("uninitialised_read")[0] for _ in range(2))
+    assert first != second  # fresh garbage in every launch

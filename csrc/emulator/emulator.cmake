@@ -14,15 +14,20 @@ set(_ipdpp_emu_dir ${CMAKE_CURRENT_SOURCE_DIR}/csrc/emulator)
 set(_ipdpp_emu_out ${CMAKE_CURRENT_BINARY_DIR}/emulated)
 set(_ipdpp_emu_generated "")
 file(GLOB _ipdpp_emu_headers CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/csrc/cuda/*.cuh)
-foreach(_src IN LISTS IPDPP_CUDA_KERNEL_SOURCES IPDPP_CUDA_LIBRARY_SOURCES _ipdpp_emu_headers)
+# The emulator's own self test (kernels with deliberate bugs) goes through the same step.
+set(_ipdpp_emu_self_test csrc/emulator/self_test.cu)
+foreach(_src IN LISTS IPDPP_CUDA_KERNEL_SOURCES IPDPP_CUDA_LIBRARY_SOURCES _ipdpp_emu_self_test
+                      _ipdpp_emu_headers)
   get_filename_component(_abs ${_src} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
   file(RELATIVE_PATH _rel ${CMAKE_CURRENT_SOURCE_DIR} ${_abs})
   get_filename_component(_name ${_abs} NAME)
   string(REGEX REPLACE "\\.cu$" ".cpp" _name ${_name})
-  set(_out ${_ipdpp_emu_out}/cuda/${_name})
+  get_filename_component(_folder ${_abs} DIRECTORY)
+  get_filename_component(_folder ${_folder} NAME)
+  set(_out ${_ipdpp_emu_out}/${_folder}/${_name})
   add_custom_command(
     OUTPUT ${_out}
-    COMMAND ${CMAKE_COMMAND} -E make_directory ${_ipdpp_emu_out}/cuda
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${_ipdpp_emu_out}/${_folder}
     COMMAND ${Python_EXECUTABLE} ${_ipdpp_emu_dir}/preprocess.py ${_abs} ${_out} ${_rel}
     DEPENDS ${_abs} ${_ipdpp_emu_dir}/preprocess.py
     COMMENT "ipdpp emulator: preprocessing ${_rel}"

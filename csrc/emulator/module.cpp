@@ -11,6 +11,7 @@
 #include "bindings/scipy_lapack.h"
 #include "emulator/control.h"
 #include "emulator/scheduler.h"
+#include "emulator/self_test.h"
 
 namespace py = pybind11;
 using namespace pybind11::literals;
@@ -120,6 +121,16 @@ void register_emulator(py::module_& m) {
       "Launches since the last clear_launch_log(): kernel name, grid, block, dynamic shared "
       "memory, cooperative.");
   e.def("clear_launch_log", &clear_launch_log);
+  e.def(
+      "self_test",
+      [](const std::string& name) {
+        py::gil_scoped_release release;
+        return self_test(name);
+      },
+      "name"_a,
+      "Runs one of the emulator's self-test kernels, each with a deliberate bug (deadlock, "
+      "divergent barrier, race, overrun, bad launch, ...) or none ('reduce'): returns its 256 "
+      "output ints, or raises CudaError with what the emulator found.");
   e.def("live_allocations", &live_allocations,
         "Device allocations not yet freed (cudaMalloc and cudaMallocAsync).");
 }

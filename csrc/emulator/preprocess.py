@@ -106,7 +106,8 @@ def rewrite_kernel_body(body: str, launch_bounds: str | None) -> str:
                 alignment = f"({align} > {alignment} ? {align} : {alignment})"
             sizes.append(f"::ipdpp::emu::StaticShared{{sizeof({array}), {alignment}}}")
             index = len(sizes) - 1
-            text = f"{type_} (&{name}){dims} = ::ipdpp::emu::static_shared<{array}>({index});"
+            declarator = f"(&{name}){dims}" if dims else f"&{name}"
+            text = f"{type_} {declarator} = ::ipdpp::emu::static_shared<{array}>({index});"
         edits.append(Edit(m.start(), m.end(), keep_lines(m.group(0), text)))
     for e in reversed(edits):
         body = body[: e.start] + e.text + body[e.end :]
