@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from conftest import SEED
 
 import ipdpp
 from ipdpp import _reference as ref
+from ipdpp.kernels import _dense_tolerances
 
 try:
     from ipdpp import _cuda_emulated as emu
@@ -93,6 +95,79 @@ def dpp_rows(out: np.ndarray) -> list[np.ndarray]:
 
 def projection_launches() -> list[dict[str, Any]]:
     return [r for r in emu.emulator.launch_log() if r["kernel"] == "projection_kernel"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernel construction: the cuBLAS/cuSOLVER call sites on host BLAS/LAPACK, the dense checks
+# ----------------------------------------------------------------------------------------------
+
+
+def dense_tolerances(n: int, dtype: Any) -> tuple[float, float]:
+    """(symmetry_rtol, psd_rtol) of DenseKernel for an n x n input of this dtype."""
+    return _dense_tolerances(n, float(np.finfo(dtype).eps))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_spectra_match_numpy(dtype: Any) -> None:
+    B, q, L = lowrank_case(50, 6, dtype, quality=True)
+    lowrank = spectrum_of(B, q)
+    np.testing.assert_allclose(lowrank.eigenvalues, np.linalg.eigvalsh(L)[-6:], rtol=1e-5)
+    Lin = np.ascontiguousarray(L.astype(dtype))
+    symmetry, psd = dense_tolerances(50, dtype)
+    dense = emu.dense_spectrum(Lin.ctypes.data, str(Lin.dtype), 50, RTOL, psd, 0, 0, symmetry)
+    # float32 rounding of L leaves tiny eigenvalues above the cut, as on the CPU.
+    np.testing.assert_allclose(dense.eigenvalues[-6:], lowrank.eigenvalues, rtol=1e-4)
+    assert np.all(dense.eigenvalues[:-6] < 1e-5 * dense.eigenvalues[-1])
+    Bq = (B.astype(np.float64) * q[:, None]).astype(dtype)
+    gram = emu.dual_gram_eigenvalues(Bq.ctypes.data, str(Bq.dtype), 50, 6, 0, 0, 0)
+    np.testing.assert_allclose(gram, lowrank.eigenvalues, rtol=1e-4)
+    for spectrum in (lowrank, dense):  # orthonormal eigenvectors, read back from "the device"
+        c_type = ctypes.c_float if spectrum.dtype == "float32" else ctypes.c_double
+        raw = (c_type * (50 * spectrum.rank)).from_address(spectrum.eigenvectors_ptr)
+        V = np.ctypeslib.as_array(raw).reshape(50, spectrum.rank).astype(np.float64)
+        np.testing.assert_allclose(V.T @ V, np.eye(spectrum.rank), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda L: L.__setitem__((3, 7), L[3, 7] + 1.0), "must be symmetric"),
+        (lambda L: L.__setitem__((2, 2), np.nan), "NaN or Inf"),
+        (lambda L: L.__isub__(50.0 * np.eye(len(L))), "positive semidefinite"),
+    ],
+    ids=["asymmetric", "nan", "indefinite"],
+)
+def test_dense_checks_raise_like_the_cpu(change: Any, match: str) -> None:
+    _, _, L = lowrank_case(20, 4, np.float64)
+    change(L)
+    with pytest.raises(ValueError, match=match) as cpu:
+        ipdpp.DenseKernel(L).eigenvalues()
+    symmetry, psd = dense_tolerances(20, np.float64)
+    with pytest.raises(ValueError, match=match) as emulated:
+        emu.dense_spectrum(L.ctypes.data, "float64", 20, RTOL, psd, 0, 0, symmetry)
+    assert str(emulated.value) == str(cpu.value)
+
+
+def test_every_kernel_runs() -> None:
+    # Each __global__ function of csrc/cuda is launched by the calls below, which the tests of
+    # this file make as well: a new kernel without an emulated test fails here.
+    source = "".join(p.read_text() for p in Path(__file__).parents[1].glob("csrc/cuda/*.cu"))
+    kernels = set(
+        re.findall(r"__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s*)?(\w+)", source)
+    )
+    B, q, L = lowrank_case(40, 6, np.float32, quality=True)
+    spectrum = spectrum_of(B, q)
+    for method in METHODS:
+        sample(spectrum, 3, 2, method)
+        sample(spectrum, -1, 2, method)
+    L32 = np.ascontiguousarray(L.astype(np.float32))
+    symmetry, psd = dense_tolerances(40, np.float32)
+    emu.dense_spectrum(L32.ctypes.data, "float32", 40, RTOL, psd, 0, 0, symmetry)
+    labels, p = structured_case()
+    balanced_subset(labels, p, np.full(8, 5, dtype=np.int64))
+    structured_sample(p[:30], 1 / 30, 4, 2)
+    launched = {r["kernel"] for r in emu.emulator.launch_log()}
+    assert kernels <= launched, sorted(kernels - launched)
 
 
 # ----------------------------------------------------------------------------------------------
