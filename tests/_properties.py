@@ -142,7 +142,7 @@ def _place(array: np.ndarray, layout: str) -> Any:
         array.tofile(path)
         return np.memmap(path, dtype=array.dtype, mode="r", shape=array.shape)
     if layout in ("torch", "torch_t") and array.dtype.name in _TORCH_DTYPES:
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        tensor = torch.from_numpy(array.copy())  # (ascontiguousarray makes 0-d arrays 1-d)
         if layout == "torch_t" and array.ndim == 2:
             tensor = tensor.t().contiguous().t()  # same values, column-major strides
         return tensor
@@ -159,6 +159,9 @@ def present(draw: st.DrawFn, values: np.ndarray, *, real_only: bool = False) -> 
     layout = draw(st.sampled_from(LAYOUTS))
     cast, read = _cast(values, dtype)
     obj = cast if isinstance(cast, torch.Tensor) else _place(cast, layout)
+    if isinstance(obj, list):  # a list has the dtype numpy infers (huge ints read as floats)
+        inferred = np.asarray(obj)
+        read = inferred.astype(np.float64) if inferred.dtype.kind == "f" else None
     finite = read is not None and bool(np.isfinite(read).all())
     return ArrayInput(
         obj=obj,

@@ -86,7 +86,7 @@ def _class_rank_short(
     too_large = short = False
     for c in range(k.size):
         pc = p[labels == c]
-        if pc.size == 0 or pc.size <= k[c]:
+        if pc.size <= k[c] or k[c] == 0:  # kept whole or not at all: nothing is sampled
             continue
         a = {"paper": 1.0 / pc.size, "code": 1.0 / pc.size**2}.get(alpha, alpha)
         d = 1.0 - a * pc * pc.sum()
