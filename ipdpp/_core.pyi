@@ -33,6 +33,10 @@ def dense_spectrum(
     symmetry_rtol: float = 1e-10,
     psd_rtol: float = -1.0,
 ) -> Spectrum: ...
+def ipdpp_spectrum(p: npt.NDArray[np.float64], alpha: float, rtol: float) -> Spectrum: ...
+def diagonal_rank_one_eigh(
+    d: npt.NDArray[np.float64], z: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
 def sample_k_dpp(
     spectrum: Spectrum,
     k: int,

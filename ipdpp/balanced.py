@@ -179,7 +179,12 @@ def balanced_subset(
           eigenpairs of largest eigenvalue fill the set (the paper does not say; this is our
           choice). Then it repeatedly takes the item with the largest squared projection onto
           the kept eigenvectors (argmax) and projects it out. **Not an exact k-DPP sampler**;
-          kept to reproduce the paper. Costs O(N_c^3) per class.
+          kept to reproduce the paper. The eigenvalues of ``S_c`` (diagonal plus rank one) come
+          from its secular equation and only the kept eigenvectors are formed: O(N_c^2) per
+          class. Where the eigenvalues are distinct (distinct ``p_i``) the eigenvectors are
+          unique up to sign and the result is that of a dense ``eigh``; within a repeated
+          eigenvalue any orthonormal basis is as valid and the choice (a deterministic one) can
+          change which items the argmax phase takes.
         - ``"random"``: a uniform k-subset of each class (random class-balanced undersampling).
         - ``"greedy"``: greedy MAP of ``det(S_c)`` (deterministic; see :func:`ipdpp.greedy_map`).
     alpha : "paper", "code" or float > 0, default "paper"
@@ -227,7 +232,7 @@ def balanced_subset(
 
     Cost per sampled class (N_c > k_c): "exact" O(N_c k_c) time and memory (see
     ``csrc/cpu/ipdpp_sampler.h`` for the memory cap on very large classes), "greedy"
-    O(N_c k_c), "random" O(N_c), "paper" O(N_c^3) time and O(N_c^2) memory; with features,
+    O(N_c k_c), "random" O(N_c), "paper" O(N_c^2) time and O(N_c k_c) memory; with features,
     "exact" O(N_c d^2 + d^3 + N_c k_c^2) and "greedy" O(N_c k_c (d + k_c)).
 
     A float32 softmax can round a confident prediction to exactly 1. If *every* item of a class

@@ -1,7 +1,8 @@
 """L-ensemble kernels: low rank (features), dense, and the IP-DPP kernel of Lin & Yuan (2025).
 
 Every kernel knows its ground set size ``n`` and computes its eigendecomposition once, in C++
-(LAPACK ``dsyevd``), truncated to the numerical rank: eigenvalues at or below
+(LAPACK ``dsyevd``; for the IP-DPP kernel, diagonal plus rank one, the secular equation in
+O(N^2)), truncated to the numerical rank: eigenvalues at or below
 ``EIGENVALUE_RTOL * max eigenvalue`` count as zero.
 
 Kernels built from CUDA arrays (torch CUDA tensors, CuPy arrays) keep their eigendecomposition on
@@ -341,7 +342,8 @@ class IPDPPKernel(Kernel):
         if self._device_like is not None:
             dense = _cuda_backend.to_device_like(self.dense(), self._device_like)
             return _cuda_backend.dense_spectrum(dense, EIGENVALUE_RTOL)
-        return _core.dense_spectrum(self.dense(), EIGENVALUE_RTOL)
+        # Diagonal plus rank one: O(N^2) through the secular equation, not O(N^3) dense.
+        return _core.ipdpp_spectrum(self.p, self.alpha, EIGENVALUE_RTOL)
 
     def __repr__(self) -> str:
         return f"IPDPPKernel(n={self.n}, alpha={self.alpha:g})"

@@ -179,7 +179,7 @@ def sample_dpp(
     Parameters
     ----------
     kernel : LowRankKernel, DenseKernel or IPDPPKernel
-        The L-ensemble (IPDPPKernel through its dense eigendecomposition).
+        The L-ensemble (IPDPPKernel through its O(N^2) secular-equation eigendecomposition).
     num_samples : int, default 1
         Number of independent samples (>= 0).
     seed : int, default 0

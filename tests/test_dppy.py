@@ -118,7 +118,7 @@ def test_ipdpp_kernel_agrees_with_dppy(
     ipdpp_case_and_dppy_samples: tuple[KernelCase, list[np.ndarray]], method: str
 ) -> None:
     # DPPy samples the paper's S (built entry by entry by the reference); ipdpp samples its own
-    # IPDPPKernel ("auto" = the structured sampler, "spectral" = dense eigendecomposition).
+    # IPDPPKernel ("auto" = the structured sampler, "spectral" = through its eigendecomposition).
     case, theirs = ipdpp_case_and_dppy_samples
     pi = np.asarray(to_numpy(ipdpp.inclusion_probabilities(case.kernel, k=6)))
     assert_marginals(theirs, pi, label="DPPy 6-DPP on the IP-DPP kernel")

@@ -178,7 +178,7 @@ def test_structured_versus_spectral_at_n2000(seed: int) -> None:
     n, k, num = 2000, 20, 2000
     kernel = ipdpp.IPDPPKernel(np.random.default_rng(seed).beta(8.0, 2.0, n))
     pi_structured = structured_inclusion_probabilities(kernel.p, kernel.alpha, k)
-    pi_spectral = ipdpp.inclusion_probabilities(kernel, k)  # through the dense eigh
+    pi_spectral = ipdpp.inclusion_probabilities(kernel, k)  # through the secular-equation eigh
     np.testing.assert_allclose(pi_structured, pi_spectral, rtol=1e-7, atol=1e-12)
     assert pi_structured.sum() == pytest.approx(k, rel=1e-10)
     structured = _structured(kernel, k, num, seed)

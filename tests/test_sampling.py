@@ -32,9 +32,10 @@ KERNELS = {
     "dense": ("dense", 6, 8),
     "ipdpp": ("ipdpp", 8, None),
 }
-# Projection phases exercised per kernel. The IP-DPP kernel's "spectral" goes through the dense
-# eigendecomposition (then auto picks sequential/rejection), its "auto" is the structured sampler
-# for k-DPPs (tested at length in tests/test_ipdpp_structured.py) and spectral for DPPs.
+# Projection phases exercised per kernel. The IP-DPP kernel's "spectral" goes through its
+# secular-equation eigendecomposition (then auto picks sequential/rejection), its "auto" is the
+# structured sampler for k-DPPs (tested at length in tests/test_ipdpp_structured.py) and
+# spectral for DPPs.
 SPECTRAL_METHODS = ["sequential", "rejection", "auto"]
 METHODS = {name: SPECTRAL_METHODS for name in KERNELS} | {"ipdpp": ["spectral", "auto"]}
 KERNEL_METHODS = [(kind, method) for kind in KERNELS for method in METHODS[kind]]

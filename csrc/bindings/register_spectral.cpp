@@ -14,6 +14,7 @@
 #include "bindings/array.h"
 #include "common/error.h"
 #include "common/sampling_method.h"
+#include "cpu/diagonal_rank_one_eigen.h"
 #include "cpu/spectral_sampler.h"
 #include "cpu/spectrum.h"
 
@@ -65,6 +66,38 @@ SpectrumPtr dense(const py::array& L, double rtol, double symmetry_rtol, double 
   const double* data = typed_data<double>(L);
   py::gil_scoped_release release;
   return std::make_shared<SpectralSampler>(dense_spectrum(data, n, rtol, symmetry_rtol, psd_rtol));
+}
+
+SpectrumPtr ipdpp_kernel(const py::array& p, double alpha, double rtol) {
+  if (!p.dtype().is(py::dtype::of<double>())) throw py::type_error("p must be float64");
+  require_ndim(p, 1, "p");
+  require_c_contiguous(p, "p");
+  const double* data = typed_data<double>(p);
+  const std::int64_t n = p.shape(0);
+  py::gil_scoped_release release;
+  return std::make_shared<SpectralSampler>(ipdpp_spectrum(data, n, alpha, rtol));
+}
+
+// Every eigenpair of diag(d) + z z^T: (eigenvalues [n] ascending, eigenvectors [n, n] as columns).
+py::tuple diagonal_rank_one_eigh(const py::array& d, const py::array& z) {
+  for (const auto& [a, name] : {std::pair{&d, "d"}, std::pair{&z, "z"}}) {
+    if (!a->dtype().is(py::dtype::of<double>()))
+      throw py::type_error(std::string(name) + " must be float64");
+    require_ndim(*a, 1, name);
+    require_c_contiguous(*a, name);
+  }
+  const std::int64_t n = d.shape(0);
+  if (z.shape(0) != n) throw py::value_error("z must have the length of d");
+  std::vector<double> values, vectors(checked_size(n, n));
+  {
+    py::gil_scoped_release release;
+    const DiagonalRankOneEigen eig(typed_data<double>(d), typed_data<double>(z), n);
+    values = eig.eigenvalues();
+    for (std::int64_t m = 0; m < n; ++m) eig.eigenvector(m, vectors.data() + m, n);
+  }
+  return py::make_tuple(
+      to_numpy(std::move(values)),
+      to_numpy(std::move(vectors), {static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(n)}));
 }
 
 py::array_t<std::int64_t> sample_k_dpp(const SpectrumPtr& spectrum, std::int64_t k,
@@ -140,6 +173,12 @@ void register_spectral(py::module_& m) {
         "psd_rtol"_a = -1.0,
         "Spectrum of a dense symmetric PSD L (ValueError naming L otherwise); psd_rtol < 0 "
         "means rtol.");
+  m.def("ipdpp_spectrum", &ipdpp_kernel, "p"_a, "alpha"_a, "rtol"_a,
+        "Spectrum of the IP-DPP kernel diag(1 - alpha p sum(p)) + alpha p p^T in O(N^2) (secular "
+        "equation, Gu-Eisenstat eigenvectors).");
+  m.def("diagonal_rank_one_eigh", &diagonal_rank_one_eigh, "d"_a, "z"_a,
+        "All eigenpairs of diag(d) + z z^T in O(n^2): float64 eigenvalues (n,) ascending and "
+        "eigenvectors (n, n) as columns.");
   m.def("sample_k_dpp", &sample_k_dpp, "spectrum"_a, "k"_a, "num_samples"_a, "seed"_a,
         "sample_offset"_a, "method"_a, "threads"_a,
         "k-DPP samples as an int64 (num_samples, k) array, rows sorted ascending.");

@@ -11,9 +11,9 @@
 #include "common/ipdpp_alpha.h"
 #include "common/parallel.h"
 #include "common/philox.h"
+#include "cpu/diagonal_rank_one_eigen.h"
 #include "cpu/greedy_map.h"
 #include "cpu/ipdpp_sampler.h"
-#include "cpu/lapack.h"
 #include "cpu/spectral_sampler.h"
 #include "cpu/spectrum.h"
 
@@ -21,8 +21,8 @@ namespace ipdpp {
 namespace {
 
 // Eigenvalues of S_c at or below this fraction of the largest count as zero in mode kPaper
-// (dsyevd's absolute error is a few ulps of the largest eigenvalue, ~1e-15 for S_c whose
-// eigenvalues lie in [0, 1]; 1e-10 leaves a wide margin above that noise).
+// (the secular solver's absolute error, like dsyevd's, is a few ulps of the largest eigenvalue,
+// ~1e-15 for S_c whose eigenvalues lie in [0, 1]; 1e-10 leaves a wide margin above that noise).
 constexpr double kPaperEigenvalueRtol = 1e-10;
 
 struct ClassProblem {
@@ -49,7 +49,7 @@ std::vector<std::int64_t> random_subset(std::int64_t n, std::int64_t k, RandomSt
 }
 
 // The paper's Algorithm 1 on S_c = diag(d) + alpha p p^T (local indices).
-//  1. Eigendecompose S_c. Scan the eigenpairs once in LAPACK's ascending order, keeping pair m
+//  1. Eigendecompose S_c. Scan the eigenpairs once in ascending order, keeping pair m
 //     with probability lambda_m / (lambda_m + 1), and stop as soon as k are kept. Since the
 //     eigenvalues of S_c lie in [0, 1] each pair is kept with probability <= 1/2, so one scan can
 //     end with fewer than k; then (our choice, the paper is silent) the kept set is filled up
@@ -60,15 +60,12 @@ std::vector<std::int64_t> random_subset(std::int64_t n, std::int64_t k, RandomSt
 // the argmax is deterministic); kept to reproduce the paper.
 std::vector<std::int64_t> paper_algorithm(const DiagonalPlusRankOne& kernel, std::int64_t n,
                                           std::int64_t k, RandomStream& rng) {
-  // S_c = diag(d) + u u^T with u_i = sqrt(a_i) = sqrt(alpha) p_i.
-  std::vector<double> u(checked_size(n, 1)), dense(checked_size(n, n));
+  // S_c = diag(d) + u u^T with u_i = sqrt(a_i) = sqrt(alpha) p_i: eigenvalues from the secular
+  // equation in O(n^2), and only the k selected eigenvectors formed (O(n) each).
+  std::vector<double> u(checked_size(n, 1));
   for (std::int64_t i = 0; i < n; ++i) u[i] = std::sqrt(kernel.a[i]);
-  for (std::int64_t i = 0; i < n; ++i) {
-    for (std::int64_t j = 0; j < n; ++j) dense[i * n + j] = u[i] * u[j];
-    dense[i * n + i] += kernel.d[i];
-  }
-  std::vector<double> eigenvalues(checked_size(n, 1));
-  lapack::dsyevd(n, dense.data(), eigenvalues.data());  // columns of `dense` = eigenvectors
+  const DiagonalRankOneEigen eig(kernel.d.data(), u.data(), n);
+  const std::vector<double>& eigenvalues = eig.eigenvalues();  // ascending, as dsyevd's
   const double top = eigenvalues[n - 1];
   std::int64_t positive = 0;
   for (double lambda : eigenvalues) positive += lambda > kPaperEigenvalueRtol * top;
@@ -96,7 +93,7 @@ std::vector<std::int64_t> paper_algorithm(const DiagonalPlusRankOne& kernel, std
   std::int64_t col = 0;
   for (std::int64_t m = 0; m < n; ++m) {
     if (!kept[m]) continue;
-    for (std::int64_t i = 0; i < n; ++i) V[i * k + col] = dense[m * n + i];
+    eig.eigenvector(m, V.data() + col, k);
     ++col;
   }
   std::vector<double> residual(checked_size(n, 1), 0.0);

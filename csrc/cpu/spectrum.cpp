@@ -8,6 +8,8 @@
 
 #include "common/error.h"
 #include "common/spectrum_rules.h"
+#include "cpu/diagonal_rank_one_eigen.h"
+#include "cpu/ipdpp_sampler.h"
 #include "cpu/lapack.h"
 
 #if defined(__linux__)
@@ -174,6 +176,25 @@ Spectrum dense_spectrum(const double* L, std::int64_t n, double rtol, double sym
   // Row-major symmetric = column-major symmetric; dsyevd reads the lower triangle of the copy.
   std::vector<double> a(L, L + checked_size(n, n));
   return spectrum_of_symmetric(a, n, rtol, "L", psd_rtol);
+}
+
+Spectrum ipdpp_spectrum(const double* p, std::int64_t n, double alpha, double rtol) {
+  IPDPP_REQUIRE(n >= 1, "p must be non-empty");
+  IPDPP_REQUIRE(rtol >= 0.0 && rtol < 1.0, "rtol must be in [0, 1)");
+  const DiagonalPlusRankOne s = ipdpp_diagonal_rank_one(p, n, alpha);
+  std::vector<double> u(checked_size(n, 1));
+  for (std::int64_t i = 0; i < n; ++i) u[i] = std::sqrt(s.a[i]);
+  const DiagonalRankOneEigen eig(s.d.data(), u.data(), n);
+  const std::vector<double>& w = eig.eigenvalues();
+  const std::int64_t first = first_kept(w.data(), n, rtol);
+  Spectrum out;
+  out.n = n;
+  out.rank = n - first;
+  out.eigenvalues.assign(eig.eigenvalues().begin() + first, eig.eigenvalues().end());
+  resize_huge(out.eigenvectors, checked_size(n, out.rank));
+  for (std::int64_t c = 0; c < out.rank; ++c)
+    eig.eigenvector(first + c, out.eigenvectors.data() + c, out.rank);
+  return out;
 }
 
 }  // namespace ipdpp

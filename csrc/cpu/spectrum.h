@@ -54,4 +54,10 @@ constexpr double kSymmetryRtol = 1e-10;
 Spectrum dense_spectrum(const double* L, std::int64_t n, double rtol,
                         double symmetry_rtol = kSymmetryRtol, double psd_rtol = -1.0);
 
+// The IP-DPP kernel S = diag(1 - alpha p_i sum(p)) + alpha p p^T (p [n] in [0, 1]) through its
+// diagonal-plus-rank-one structure (cpu/diagonal_rank_one_eigen.h): O(n^2) time instead of
+// dense_spectrum's O(n^3), eigenvalues to a few ulps of |S| and eigenvectors orthonormal to
+// O(n eps), as LAPACK's are. Eigenvalues <= rtol * max eigenvalue are dropped.
+Spectrum ipdpp_spectrum(const double* p, std::int64_t n, double alpha, double rtol);
+
 }  // namespace ipdpp
