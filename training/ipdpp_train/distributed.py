@@ -4,6 +4,7 @@ pipeline needs under ``torchrun`` (DistributedDataParallel)."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,10 +71,33 @@ def setup_runtime(device: str, seed: int, threads: int | None, progress: bool) -
     return Runtime(torch.device(device), rank, world_size, seed, progress and rank == 0)
 
 
-def teardown_runtime(runtime: Runtime) -> None:
-    """Leave the process group (if this run joined one)."""
-    if runtime.distributed and dist.is_initialized():
-        dist.destroy_process_group()
+#: How long a finished rank waits for the others before leaving the process group anyway.
+FINISH_TIMEOUT_S = 600.0
+_finished_runs = [0]  # per process: which run's "finished" key to use in the store
+
+
+def teardown_runtime(runtime: Runtime, *, finished: bool = True) -> None:
+    """Leave the process group (if this run joined one).
+
+    A gloo barrier returns on a rank once its peers have *entered* it, not once they have
+    *left* it: a rank that closed its connections right after the last barrier could reset
+    them while a slower peer (on a loaded machine) was still completing that barrier, and a
+    connection failure that gloo meets in its event-loop thread cannot be caught there and
+    aborts the process. So a rank that ``finished`` normally first counts itself done in the
+    rendezvous store, which uses no gloo connection, and closes its connections only once every
+    rank has counted itself (or after ``FINISH_TIMEOUT_S``); a failing run leaves at once.
+    """
+    if not (runtime.distributed and dist.is_initialized()):
+        return
+    if finished:
+        _finished_runs[0] += 1
+        key = f"ipdpp_train/finished/{_finished_runs[0]}"
+        store = dist.distributed_c10d._get_default_store()
+        store.add(key, 1)
+        deadline = time.monotonic() + FINISH_TIMEOUT_S
+        while store.add(key, 0) < runtime.world_size and time.monotonic() < deadline:
+            time.sleep(0.05)
+    dist.destroy_process_group()
 
 
 def sync_from_main(module: nn.Module) -> None:

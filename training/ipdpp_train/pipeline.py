@@ -232,6 +232,7 @@ def run_experiment(config: Config, *, callback: EpochCallback | None = None) -> 
     """
     r = config.run
     runtime = setup_runtime(r.device, r.seed, r.threads, r.progress)
+    finished = False
     try:
         directory = Path(r.out_dir) / r.name
         if runtime.is_main:
@@ -279,6 +280,7 @@ def run_experiment(config: Config, *, callback: EpochCallback | None = None) -> 
             }
             table = write_report(directory, metrics, experiment.thresholds, experiment.host, extra)
         runtime.barrier()
+        finished = True
         return ExperimentResult(metrics, table, directory, experiment.thresholds, models)
     finally:
-        teardown_runtime(runtime)
+        teardown_runtime(runtime, finished=finished)
