@@ -37,6 +37,7 @@ endforeach()
 
 add_library(ipdpp_cuda_emulated_kernels STATIC
   ${_ipdpp_emu_generated}
+  ${_ipdpp_emu_dir}/fiber.cpp
   ${_ipdpp_emu_dir}/scheduler.cpp
   ${_ipdpp_emu_dir}/runtime.cpp
   ${_ipdpp_emu_dir}/linalg.cpp

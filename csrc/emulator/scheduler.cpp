@@ -14,9 +14,6 @@
 // - a launch that synchronises without end (the watchdog).
 // Shared memory starts as garbage in every block, as on a GPU, so a read before the first write
 // changes results.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -31,11 +28,8 @@
 #include <vector>
 
 #include "emulator/device.h"
+#include "emulator/fiber.h"
 #include "emulator/scheduler.h"
-
-#if !defined(__x86_64__)
-#include <ucontext.h>
-#endif
 
 // Plain globals: launches run one at a time (runtime.cpp), and these are read all the time.
 uint3 threadIdx;
@@ -52,7 +46,6 @@ std::atomic<std::uint64_t> g_watchdog{std::uint64_t{1} << 24};
 
 constexpr std::size_t kGuardBytes = 64;
 constexpr unsigned char kGuardByte = 0xcd;
-constexpr std::size_t kStackBytes = 64 * 1024;
 
 std::uint64_t splitmix64(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -60,127 +53,6 @@ std::uint64_t splitmix64(std::uint64_t x) {
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
   return x ^ (x >> 31);
 }
-
-// ---- fibers ------------------------------------------------------------------------------
-
-struct Thread;
-extern "C" void ipdpp_emu_fiber_main(Thread* thread);
-
-#if defined(__x86_64__)
-// A context switch saves the callee-saved registers and the SSE/x87 control words on the old
-// stack, stores its stack pointer, and loads the new one: a few nanoseconds, where swapcontext
-// makes a system call for the signal mask.
-extern "C" void ipdpp_emu_switch(void** save_sp, void* load_sp);
-extern "C" void ipdpp_emu_fiber_start();
-asm(R"(
-  .text
-  .globl ipdpp_emu_switch
-  .hidden ipdpp_emu_switch
-  .type ipdpp_emu_switch,@function
-ipdpp_emu_switch:
-  pushq %rbp
-  pushq %rbx
-  pushq %r12
-  pushq %r13
-  pushq %r14
-  pushq %r15
-  subq $8, %rsp
-  stmxcsr (%rsp)
-  fnstcw 4(%rsp)
-  movq %rsp, (%rdi)
-  movq %rsi, %rsp
-  ldmxcsr (%rsp)
-  fldcw 4(%rsp)
-  addq $8, %rsp
-  popq %r15
-  popq %r14
-  popq %r13
-  popq %r12
-  popq %rbx
-  popq %rbp
-  ret
-  .size ipdpp_emu_switch, .-ipdpp_emu_switch
-
-  .globl ipdpp_emu_fiber_start
-  .hidden ipdpp_emu_fiber_start
-  .type ipdpp_emu_fiber_start,@function
-ipdpp_emu_fiber_start:
-  movq %r12, %rdi
-  andq $-16, %rsp
-  call ipdpp_emu_fiber_main@PLT
-  ud2
-  .size ipdpp_emu_fiber_start, .-ipdpp_emu_fiber_start
-)");
-
-struct Context {
-  void* sp = nullptr;
-};
-
-void context_init(Context& ctx, unsigned char* stack, std::size_t bytes, Thread* thread) {
-  auto top = reinterpret_cast<std::uintptr_t>(stack + bytes) & ~std::uintptr_t{15};
-  auto* sp = reinterpret_cast<std::uint64_t*>(top);
-  std::uint32_t mxcsr = 0;
-  std::uint16_t fcw = 0;
-  asm volatile("stmxcsr %0" : "=m"(mxcsr));
-  asm volatile("fnstcw %0" : "=m"(fcw));
-  *--sp = 0;                                                        // alignment slot
-  *--sp = reinterpret_cast<std::uint64_t>(&ipdpp_emu_fiber_start);  // return address
-  *--sp = 0;                                                        // rbp
-  *--sp = 0;                                                        // rbx
-  *--sp = reinterpret_cast<std::uint64_t>(thread);                  // r12: the argument
-  *--sp = 0;                                                        // r13
-  *--sp = 0;                                                        // r14
-  *--sp = 0;                                                        // r15
-  *--sp = mxcsr | (static_cast<std::uint64_t>(fcw) << 32);
-  ctx.sp = sp;
-}
-void context_switch(Context& from, Context& to) { ipdpp_emu_switch(&from.sp, to.sp); }
-#else
-struct Context {
-  ucontext_t uc;
-};
-void fiber_trampoline(unsigned hi, unsigned lo) {
-  ipdpp_emu_fiber_main(reinterpret_cast<Thread*>((static_cast<std::uintptr_t>(hi) << 32) | lo));
-}
-void context_init(Context& ctx, unsigned char* stack, std::size_t bytes, Thread* thread) {
-  getcontext(&ctx.uc);
-  ctx.uc.uc_stack.ss_sp = stack;
-  ctx.uc.uc_stack.ss_size = bytes;
-  ctx.uc.uc_link = nullptr;
-  const auto p = reinterpret_cast<std::uintptr_t>(thread);
-  makecontext(&ctx.uc, reinterpret_cast<void (*)()>(&fiber_trampoline), 2,
-              static_cast<unsigned>(p >> 32), static_cast<unsigned>(p & 0xffffffffu));
-}
-void context_switch(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
-#endif
-
-// Fiber stacks of one host thread, reused from launch to launch (pages a fiber never touched
-// cost no memory), each with a guard page below it so an overflow faults instead of corrupting
-// its neighbour.
-class StackPool {
- public:
-  ~StackPool() {
-    if (base_ != nullptr) munmap(base_, count_ * stride_);
-  }
-  unsigned char* stack(std::size_t i) { return base_ + i * stride_ + page_; }
-  void reserve(std::size_t count) {
-    if (count <= count_) return;
-    if (base_ != nullptr) munmap(base_, count_ * stride_);
-    page_ = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-    stride_ = kStackBytes + page_;
-    void* p = mmap(nullptr, count * stride_, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    base_ = static_cast<unsigned char*>(p);
-    count_ = count;
-    for (std::size_t i = 0; i < count; ++i) mprotect(base_ + i * stride_, page_, PROT_NONE);
-  }
-  std::size_t stack_bytes() const { return kStackBytes; }
-
- private:
-  unsigned char* base_ = nullptr;
-  std::size_t count_ = 0, stride_ = 0, page_ = 4096;
-};
 
 thread_local StackPool t_stacks;
 
@@ -338,6 +210,17 @@ class Run {
 Run* t_run = nullptr;        // the launch being executed
 Thread* t_thread = nullptr;  // the fiber running now
 
+// Where every fiber starts: the kernel, then the thread's exit (which never returns).
+void fiber_main(void* arg) {
+  auto* thread = static_cast<Thread*>(arg);
+  try {
+    t_run->run_thread(thread);
+  } catch (const std::exception& error) {
+    t_run->fail(thread, cudaErrorLaunchFailure,
+                std::string("exception in a kernel: ") + error.what());
+  }
+}
+
 struct Probe {
   KernelInfo* info = nullptr;
   bool seen = false;
@@ -422,7 +305,8 @@ void Run::start_threads(std::vector<Block*>& blocks) {
       t.warp = &b.warps[static_cast<std::size_t>(i / 32)];
       t.warp->lanes[t.lane] = &t;
       t.warp->existing |= 1u << t.lane;
-      context_init(t.context, t_stacks.stack(bi * per_block + i), t_stacks.stack_bytes(), &t);
+      context_init(t.context, t_stacks.stack(bi * per_block + i), StackPool::kStackBytes,
+                   &fiber_main, &t);
       all.push_back(&t);
     }
   }
@@ -717,15 +601,6 @@ void Run::deadlock() {
 }
 
 }  // namespace
-
-extern "C" void ipdpp_emu_fiber_main(Thread* thread) {
-  try {
-    t_run->run_thread(thread);
-  } catch (const std::exception& error) {
-    t_run->fail(thread, cudaErrorLaunchFailure,
-                std::string("exception in a kernel: ") + error.what());
-  }
-}
 
 void set_thread_order(ThreadOrder order) { g_order.store(static_cast<int>(order)); }
 ThreadOrder thread_order() { return static_cast<ThreadOrder>(g_order.load()); }
