@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "bindings/interrupt.h"
 #include "bindings/scipy_lapack.h"
 #include "common/error.h"
 
@@ -19,6 +20,7 @@ PYBIND11_MODULE(_core, m) {
   // A broken invariant inside the library (never bad input). Module-local, so that _cuda, which
   // reuses this class, keeps its own translator.
   py::register_local_exception<ipdpp::InternalError>(m, "InternalError", PyExc_RuntimeError);
+  ipdpp::bindings::register_interrupt_translator();
   ipdpp::bindings::register_spectral(m);
   ipdpp::bindings::register_ipdpp(m);
 }

@@ -1,6 +1,7 @@
 // Bindings of the IP-DPP kernels: the structured k-DPP sampler, greedy MAP and per-class
 // balanced subsets. ipdpp/balanced.py, ipdpp/greedy.py and ipdpp/sampling.py validate the input
-// first; the checks here are a cheap backstop. Every long call releases the GIL.
+// first; the checks here are a cheap backstop. Every long call releases the GIL and stays
+// interruptible (bindings/interrupt.h).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "bindings/array.h"
+#include "bindings/interrupt.h"
 #include "common/error.h"
 #include "common/ipdpp_alpha.h"
 #include "cpu/balanced_subset.h"
@@ -51,7 +53,7 @@ py::array_t<std::int64_t> sample_k(const py::array& p, double alpha, std::int64_
   IPDPP_REQUIRE(num_samples >= 0, "num_samples must be >= 0; got " + std::to_string(num_samples));
   std::vector<std::int64_t> out(checked_size(num_samples, k));
   {
-    py::gil_scoped_release release;
+    GilReleasedInterruptibly release;
     ipdpp_sample_k(pp, n, alpha, k, num_samples, seed, sample_offset, threads, out.data(),
                    table_entries_limit);
   }
@@ -68,7 +70,7 @@ py::array_t<std::int64_t> greedy_dense(const py::array& L, std::int64_t k) {
   IPDPP_REQUIRE(k >= 0 && k <= n, "k must lie in [0, n]");
   std::vector<std::int64_t> out(checked_size(k, 1));
   {
-    py::gil_scoped_release release;
+    GilReleasedInterruptibly release;
     greedy_map_dense(typed_data<double>(L), n, k, out.data());
   }
   return to_numpy(std::move(out));
@@ -82,7 +84,7 @@ py::array_t<std::int64_t> greedy_factor(const py::array& F, std::int64_t k) {
   IPDPP_REQUIRE(k >= 0 && k <= n, "k must lie in [0, n]");
   std::vector<std::int64_t> out(checked_size(k, 1));
   {
-    py::gil_scoped_release release;
+    GilReleasedInterruptibly release;
     greedy_map_factor(typed_data<double>(F), n, r, k, out.data());
   }
   return to_numpy(std::move(out));
@@ -94,7 +96,7 @@ py::array_t<std::int64_t> greedy_ipdpp(const py::array& p, double alpha, std::in
   IPDPP_REQUIRE(k >= 0 && k <= n, "k must lie in [0, n]");
   std::vector<std::int64_t> out(checked_size(k, 1));
   {
-    py::gil_scoped_release release;
+    GilReleasedInterruptibly release;
     const DiagonalPlusRankOne s = ipdpp_diagonal_rank_one(pp, n, alpha);
     std::vector<double> u(checked_size(n, 1));
     for (std::int64_t i = 0; i < n; ++i) u[i] = std::sqrt(s.a[i]);
@@ -144,7 +146,7 @@ py::array_t<std::int64_t> balanced(const py::array& labels, const py::array& p,
   }
   std::vector<std::int64_t> result;
   {
-    py::gil_scoped_release release;
+    GilReleasedInterruptibly release;
     result = balanced_subset(typed_data<std::int64_t>(labels), pp, n,
                              typed_data<std::int64_t>(k_per_class), k_per_class.shape(0), options,
                              features.has_value() ? &feature_matrix : nullptr);

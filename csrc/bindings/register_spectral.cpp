@@ -1,6 +1,7 @@
 // Bindings of the spectral path: kernels' eigendecompositions (ipdpp._core.Spectrum) and the
 // DPP / k-DPP samplers on them. ipdpp/kernels.py and ipdpp/sampling.py validate the input first;
-// the checks here are a cheap backstop. Every long call releases the GIL.
+// the checks here are a cheap backstop. Every long call releases the GIL and stays
+// interruptible (bindings/interrupt.h).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "bindings/array.h"
+#include "bindings/interrupt.h"
 #include "common/error.h"
 #include "common/sampling_method.h"
 #include "cpu/diagonal_rank_one_eigen.h"
@@ -48,7 +50,7 @@ SpectrumPtr lowrank(const py::array& features, const std::optional<py::array>& q
                             std::to_string(quality->shape(0)) + ",)");
     q = typed_data<double>(*quality);
   }
-  py::gil_scoped_release release;
+  GilReleasedInterruptibly release;
   Spectrum s = dispatch_dtype(dtype, [&](auto tag) {
     return lowrank_spectrum(typed_data<decltype(tag)>(features), n, d, q, rtol);
   });
@@ -64,7 +66,7 @@ SpectrumPtr dense(const py::array& L, double rtol, double symmetry_rtol, double 
     throw py::value_error("L must have shape (n, n); got (" + std::to_string(n) + ", " +
                           std::to_string(L.shape(1)) + ")");
   const double* data = typed_data<double>(L);
-  py::gil_scoped_release release;
+  GilReleasedInterruptibly release;
   return std::make_shared<SpectralSampler>(dense_spectrum(data, n, rtol, symmetry_rtol, psd_rtol));
 }
 
@@ -74,7 +76,7 @@ SpectrumPtr ipdpp_kernel(const py::array& p, double alpha, double rtol) {
   require_c_contiguous(p, "p");
   const double* data = typed_data<double>(p);
   const std::int64_t n = p.shape(0);
-  py::gil_scoped_release release;
+  GilReleasedInterruptibly release;
   return std::make_shared<SpectralSampler>(ipdpp_spectrum(data, n, alpha, rtol));
 }
 
@@ -90,10 +92,13 @@ py::tuple diagonal_rank_one_eigh(const py::array& d, const py::array& z) {
   if (z.shape(0) != n) throw py::value_error("z must have the length of d");
   std::vector<double> values, vectors(checked_size(n, n));
   {
-    py::gil_scoped_release release;
+    GilReleasedInterruptibly release;
     const DiagonalRankOneEigen eig(typed_data<double>(d), typed_data<double>(z), n);
     values = eig.eigenvalues();
-    for (std::int64_t m = 0; m < n; ++m) eig.eigenvector(m, vectors.data() + m, n);
+    for (std::int64_t m = 0; m < n; ++m) {
+      interruption_point();
+      eig.eigenvector(m, vectors.data() + m, n);
+    }
   }
   return py::make_tuple(
       to_numpy(std::move(values)),
@@ -109,7 +114,7 @@ py::array_t<std::int64_t> sample_k_dpp(const SpectrumPtr& spectrum, std::int64_t
   IPDPP_REQUIRE(k >= 0, "k must be >= 0; got " + std::to_string(k));
   std::vector<std::int64_t> out(checked_size(num_samples, k));
   {
-    py::gil_scoped_release release;
+    GilReleasedInterruptibly release;
     spectrum->sample_k(k, num_samples, seed, sample_offset, m, threads, out.data());
   }
   return to_numpy(std::move(out),
@@ -122,7 +127,7 @@ py::list sample_dpp(const SpectrumPtr& spectrum, std::int64_t num_samples, std::
   IPDPP_REQUIRE(num_samples >= 0, "num_samples must be >= 0; got " + std::to_string(num_samples));
   std::vector<std::vector<std::int64_t>> samples;
   {
-    py::gil_scoped_release release;
+    GilReleasedInterruptibly release;
     samples = spectrum->sample_dpp(num_samples, seed, sample_offset, m, threads);
   }
   py::list result;

@@ -8,6 +8,7 @@
 
 #include "common/class_groups.h"
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "common/ipdpp_alpha.h"
 #include "common/parallel.h"
 #include "common/philox.h"
@@ -106,6 +107,7 @@ std::vector<std::int64_t> paper_algorithm(const DiagonalPlusRankOne& kernel, std
   out.reserve(k);
   std::vector<double> w(checked_size(k, 1));
   for (std::int64_t t = 0; t < k; ++t) {
+    interruption_point();
     std::int64_t best = -1;
     for (std::int64_t i = 0; i < n; ++i)
       if (!chosen[i] && (best < 0 || residual[i] > residual[best])) best = i;

@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "cpu/hot_loop.h"
 
 namespace ipdpp {
@@ -257,6 +258,7 @@ void DiagonalRankOneEigen::correct_weights() {
   const double* R = root_origin.data();
   const double* T = tau_.data();
   for (std::int64_t s = 0; s < m; ++s) {
+    interruption_point();
     const double ds = D[s];
     const double product = ((R[m - 1] - ds) + T[m - 1]) * paired_ratio_product(R, T, D, 0, s, ds) *
                            paired_ratio_product(R, T, D + 1, s, m - 1, ds);
@@ -348,7 +350,10 @@ DiagonalRankOneEigen::DiagonalRankOneEigen(const double* d_in, const double* z_i
   origin_.resize(checked_size(m_, 1));
   tau_.resize(checked_size(m_, 1));
   zhat_.resize(checked_size(m_, 1));
-  for (std::int64_t j = 0; j < m_; ++j) solve_root(j);
+  for (std::int64_t j = 0; j < m_; ++j) {
+    interruption_point();  // a root costs O(m)
+    solve_root(j);
+  }
   correct_weights();
   for (std::int64_t j = 0; j < m_; ++j)
     pairs_.push_back({pole_[origin_[j]] + tau_[j], Kind::kRoot, j});

@@ -7,6 +7,7 @@
 
 #include "common/dot.h"
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "cpu/lapack.h"
 
 namespace ipdpp {
@@ -24,6 +25,7 @@ void greedy_map(std::int64_t n, std::int64_t k, const double* diagonal, const Ke
   std::vector<char> selected(checked_size(n, 1), 0);
   bool degenerate = false;
   for (std::int64_t t = 0; t < k; ++t) {
+    interruption_point();
     std::int64_t best = -1;
     double best_gain = -std::numeric_limits<double>::infinity();
     for (std::int64_t i = 0; i < n; ++i) {
@@ -98,6 +100,7 @@ void greedy_map_diag_rank_one(const double* d, const double* u, std::int64_t n, 
   double gamma = 1.0;
   bool degenerate = false;
   for (std::int64_t t = 0; t < k; ++t) {
+    interruption_point();
     std::int64_t best = -1;
     double best_gain = -std::numeric_limits<double>::infinity();
     for (std::int64_t i = 0; i < n; ++i) {

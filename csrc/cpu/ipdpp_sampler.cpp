@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "common/ipdpp_errors.h"
 #include "common/ipdpp_walk.h"
 #include "common/parallel.h"
@@ -16,6 +17,8 @@ namespace ipdpp {
 namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+// Rows of the tables (O(k) work each) between two interruption points of a build or a walk.
+constexpr std::int64_t kRowsPerInterruptionPoint = 1024;
 
 // The arithmetic shared with the GPU sampler (csrc/cuda/ipdpp_sampler.cu).
 using ipdpp_walk::choose_branch;
@@ -158,6 +161,7 @@ bool StructuredKDPP::build(bool log_space) {
   h_[0] = one;                // H[0][0] = det(S_{}) = 1
   std::int64_t exponent = 0;  // scaled form: true row i = stored row i * 2^exponent
   for (std::int64_t i = 1; i <= n_; ++i) {
+    if (i % kRowsPerInterruptionPoint == 0) interruption_point();
     const double *prev_e = row(e_, scratch_e, i - 1), *prev_h = row(h_, scratch_h, i - 1);
     double *e_row = row(e_, scratch_e, i), *h_row = row(h_, scratch_h, i);
     if (log_space) {
@@ -207,6 +211,7 @@ void StructuredKDPP::sample(RandomStream& rng, std::int64_t* out) const {
   // The branch weights are the terms of H[i][l] (or E[i][l]); all come from row i - 1, so they
   // share one scale and need no normalisation by the row-i entry.
   for (std::int64_t i = n_; i >= 1 && l > 0; --i) {
+    if (i % kRowsPerInterruptionPoint == 0) interruption_point();
     const std::int64_t r = i - 1;
     const double *e_row, *h_row;
     if (stride_ == 1) {

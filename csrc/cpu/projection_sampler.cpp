@@ -5,6 +5,7 @@
 
 #include "common/dot.h"
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "cpu/hot_loop.h"
 
 namespace ipdpp {
@@ -98,6 +99,7 @@ IPDPP_HOT void project_sequential(const Spectrum& spectrum, const std::int64_t* 
   }
   std::vector<double> basis(checked_size(k, k));
   for (std::int64_t t = 0;; ++t) {
+    interruption_point();  // a step streams n k doubles
     double total = 0.0;
     for (double s : block_sum) total += s;
     IPDPP_ASSERT(total > 0.0);

@@ -5,6 +5,7 @@
 #include "common/alias_table.h"
 #include "common/dot.h"
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "common/rejection_bound.h"
 #include "cpu/hot_loop.h"
 #include "cpu/projection_sampler.h"
@@ -70,6 +71,7 @@ IPDPP_HOT void project_rejection(const Spectrum& spectrum, const LeverageProposa
   int head = 0;
 
   for (std::int64_t t = 0; t < k; ++t) {
+    interruption_point();
     std::int64_t item = -1;
     const double* y = nullptr;
     const std::int64_t max_proposals = max_step_proposals(r, k, t);

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "common/spectrum_rules.h"
 #include "cpu/diagonal_rank_one_eigen.h"
 #include "cpu/ipdpp_sampler.h"
@@ -114,6 +115,7 @@ Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, con
   std::vector<double> dual(checked_size(d, d), 0.0);
   for (std::int64_t row0 = 0; row0 < n; row0 += block) {
     const std::int64_t rows = std::min(block, n - row0);
+    interruption_point();
     const double* x = scaled_rows(features, row0, rows, d, quality, buffer);
     lapack::dsyrk('L', 'N', d, rows, 1.0, x, d, 1.0, dual.data(), d);
   }
@@ -143,6 +145,7 @@ Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, con
   }
   for (std::int64_t row0 = 0; row0 < n; row0 += block) {
     const std::int64_t rows = std::min(block, n - row0);
+    interruption_point();
     const double* x = scaled_rows(features, row0, rows, d, quality, buffer);
     lapack::dgemm('T', 'N', s.rank, rows, d, 1.0, scaled_basis.data(), d, x, d, 0.0,
                   s.eigenvectors.data() + row0 * s.rank, s.rank);
@@ -192,8 +195,10 @@ Spectrum ipdpp_spectrum(const double* p, std::int64_t n, double alpha, double rt
   out.rank = n - first;
   out.eigenvalues.assign(eig.eigenvalues().begin() + first, eig.eigenvalues().end());
   resize_huge(out.eigenvectors, checked_size(n, out.rank));
-  for (std::int64_t c = 0; c < out.rank; ++c)
+  for (std::int64_t c = 0; c < out.rank; ++c) {
+    interruption_point();
     eig.eigenvector(first + c, out.eigenvectors.data() + c, out.rank);
+  }
   return out;
 }
 
