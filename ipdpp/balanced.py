@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import numpy as np
 
-from . import _core, _cuda_backend
-from ._arrays import ArrayKind, as_numpy, is_cuda_array, use_cuda, wrap
-from ._validation import check_int, check_memory, check_threads, check_uint64, real_array
+from ._adapters import ArrayAdapter
+from ._dispatch import backend_for
+from ._validation import (
+    check_memory,
+    check_threads,
+    check_uint64,
+    check_unit_interval,
+    k_per_class_array,
+    labels_array,
+    parse_alpha,
+    real_array,
+)
 from .kernels import EIGENVALUE_RTOL
 
 __all__ = ["balanced_subset", "BALANCED_MODES"]
@@ -20,123 +27,6 @@ _BYTES_PER_CLASS = 64
 
 #: The selection rules of :func:`balanced_subset`.
 BALANCED_MODES = ("exact", "paper", "random", "greedy")
-
-
-def _labels_array(labels: Any) -> tuple[np.ndarray, ArrayKind]:
-    array, kind = as_numpy(labels, "labels")
-    if array.ndim != 1:
-        raise ValueError(f"labels must have shape (n,); got {array.shape}")
-    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
-        # ValueError rather than TypeError: the issue asks for it for non-integer labels.
-        raise ValueError(f"labels must be an integer array; got dtype {array.dtype}")
-    if array.size and int(array.min()) < 0:
-        raise ValueError(f"labels must be >= 0; got {int(array.min())}")
-    if array.size:  # before the int64 cast, so that no unsigned label wraps around
-        # The selection keeps a few per-class tables (offsets, a fill cursor, the kept list, k)
-        # for the classes 0 .. max(labels): one huge label must not ask for more than memory.
-        top = int(array.max())
-        check_memory(_BYTES_PER_CLASS * (top + 1), "labels", f"the classes 0..{top}")
-    return np.ascontiguousarray(array, dtype=np.int64), kind
-
-
-def _p_array(p: Any, n: int) -> np.ndarray:
-    array, _ = real_array(p, "p", ndim=1, shape_doc="(n,)", allow_float32=False)
-    if array.shape[0] != n:
-        raise ValueError(f"p must have the length of labels, {n}; got {array.shape[0]}")
-    low, high = float(array.min()), float(array.max())
-    if low < 0.0 or high > 1.0:
-        raise ValueError(f"p must lie in [0, 1]; got values in [{low}, {high}]")
-    return array
-
-
-def _k_array(k_per_class: Any, num_classes: int) -> np.ndarray:
-    if isinstance(k_per_class, (bool, np.bool_)):
-        raise TypeError(f"k_per_class must be an int or an integer array; got {k_per_class!r}")
-    if isinstance(k_per_class, (numbers.Integral, np.integer)) or np.ndim(k_per_class) == 0:
-        k = check_int(k_per_class, "k_per_class", minimum=0)
-        return np.full(num_classes, k, dtype=np.int64)
-    array, _ = as_numpy(k_per_class, "k_per_class")
-    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"k_per_class must be an int or an integer array; got dtype {array.dtype}")
-    if array.shape != (num_classes,):
-        raise ValueError(
-            f"k_per_class must be an int or have shape (max(labels) + 1,) = ({num_classes},); "
-            f"got {array.shape}"
-        )
-    if array.size and int(array.min()) < 0:
-        raise ValueError(f"k_per_class must be >= 0; got {int(array.min())}")
-    return np.ascontiguousarray(array, dtype=np.int64)
-
-
-def _alpha_rule(alpha: str | float) -> tuple[float, float]:
-    """(alpha_power, alpha_value) of the C++ options: alpha_c = value, or N_c ** -power."""
-    if isinstance(alpha, str):
-        if alpha == "paper":
-            return 1.0, 0.0
-        if alpha == "code":
-            return 2.0, 0.0
-        raise ValueError(f"alpha must be 'paper', 'code' or a float > 0; got {alpha!r}")
-    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real):
-        raise TypeError(f"alpha must be 'paper', 'code' or a float > 0; got {alpha!r}")
-    value = float(alpha)
-    if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(f"alpha must be 'paper', 'code' or a finite float > 0; got {alpha!r}")
-    return 0.0, value
-
-
-def _features_array(features: Any, n: int, mode: str) -> np.ndarray | None:
-    if features is None:
-        return None
-    if mode not in ("exact", "greedy"):
-        raise ValueError(f"features are used by mode 'exact' and 'greedy' only; got mode {mode!r}")
-    if n == 0:  # no rows, so no values to check: only the shape must fit
-        array, _ = as_numpy(features, "features")
-    else:
-        array, _ = real_array(features, "features", ndim=2, shape_doc="(n, d)")
-    if array.ndim != 2 or array.shape[0] != n:
-        raise ValueError(
-            f"features must have shape (n, d) with n = len(labels) = {n}; got {array.shape}"
-        )
-    return array
-
-
-def _balanced_subset_cuda(
-    labels: Any,
-    p: Any,
-    k_per_class: int | Any,
-    mode: str,
-    alpha: str | float,
-    seed: Any,
-    features: Any | None,
-    threads: int | None,
-) -> Any:
-    """:func:`balanced_subset` for CUDA inputs; the result goes to the input's GPU.
-
-    Mode "exact" without features (the paper's stage 2) samples every class in one launch on
-    p's GPU. The other modes, and inputs with only labels or features on a GPU, run the CPU code
-    on host copies: moving n labels and confidences costs little next to their per-class work.
-    """
-    if mode == "exact" and features is None and is_cuda_array(p):
-        check_threads(threads)
-        return _cuda_backend.balanced_subset(
-            labels, p, k_per_class, alpha, check_uint64(seed, "seed")
-        )
-    like = next(x for x in (p, labels, features, k_per_class) if is_cuda_array(x))
-
-    def host(x: Any, name: str) -> Any:
-        return _cuda_backend.to_host(x, name) if is_cuda_array(x) else x
-
-    kept = balanced_subset(
-        host(labels, "labels"),
-        host(p, "p"),
-        host(k_per_class, "k_per_class"),
-        mode,
-        alpha,
-        seed,
-        features=host(features, "features"),
-        threads=threads,
-    )
-    return _cuda_backend.to_device_like(kept, like)
 
 
 def balanced_subset(
@@ -165,9 +55,10 @@ def balanced_subset(
         Class of each item; nonnegative integers. The classes are ``0 .. max(labels)``; a class
         with no items simply contributes none.
     p : float32 or float64 array (n,), numpy, torch (CPU or CUDA) or CuPy
-        Confidence of each item in ``[0, 1]``, finite. With ``p`` on a GPU, mode "exact"
-        (without features) samples every class in one launch there; other modes, and GPU
-        labels or features with ``p`` on the host, run on host copies.
+        Confidence of each item in ``[0, 1]``, finite. When ``labels``, ``p`` or ``features``
+        is on a GPU the call runs there (host arguments are copied to that device): mode
+        "exact" without features samples every class in one launch; the other modes run on
+        host copies and the result comes back to the device.
     k_per_class : int or int array (max(labels) + 1,)
         Items to keep per class (>= 0). Classes with ``N_c <= k_c`` are kept whole.
     mode : {"exact", "paper", "random", "greedy"}, default "exact"
@@ -248,35 +139,66 @@ def balanced_subset(
     >>> np.bincount(labels[kept]).tolist()
     [5, 5, 3]
     """
-    if use_cuda(labels, p, features, k_per_class):
-        return _balanced_subset_cuda(labels, p, k_per_class, mode, alpha, seed, features, threads)
-    labels_np, kind = _labels_array(labels)
-    n = labels_np.shape[0]
+    backend = backend_for(
+        ("labels", labels), ("p", p), ("features", features), ("k_per_class", k_per_class)
+    )
+    arrays = backend.arrays
+    # On a GPU, host labels, p or features are copied to the device of the GPU argument.
+    labels_on_device, num_classes = labels_array(labels, "labels", arrays, host_ok=True)
+    # The selection keeps a few per-class tables (offsets, a fill cursor, the kept list, k) for
+    # the classes 0 .. max(labels): one huge label must not ask for more than memory.
+    check_memory(
+        _BYTES_PER_CLASS * num_classes, "labels", f"the classes 0..{max(num_classes - 1, 0)}"
+    )
+    n = int(labels_on_device.shape[0])
     if not isinstance(mode, str) or mode not in BALANCED_MODES:
         raise ValueError(f"mode must be one of {BALANCED_MODES}; got {mode!r}")
-    alpha_power, alpha_value = _alpha_rule(alpha)
+    alpha_power, alpha_value = parse_alpha(alpha)
     seed_int = check_uint64(seed, "seed")
     threads_int = check_threads(threads)
     if n == 0:  # nothing to select, but the other arguments must still fit empty labels
-        if np.shape(as_numpy(p, "p")[0]) != (0,):
-            raise ValueError(f"p must have the length of labels, 0; got shape {np.shape(p)}")
-        _k_array(k_per_class, 0)
-        _features_array(features, 0, mode)
-        return wrap(np.empty(0, dtype=np.int64), kind)
-    p_np = _p_array(p, n)
-    num_classes = int(labels_np.max()) + 1
-    k_np = _k_array(k_per_class, num_classes)
-    features_np = _features_array(features, n, mode)
-    kept = _core.balanced_subset(
-        labels_np,
-        p_np,
-        k_np,
+        p_shape = tuple(arrays.adopt(p, "p", host_ok=True).shape)
+        if p_shape != (0,):
+            raise ValueError(f"p must have the length of labels, 0; got shape {p_shape}")
+        k_per_class_array(k_per_class, 0)
+        _features_array(features, 0, mode, arrays)
+        return backend.wrap(arrays.empty((0,), np.int64))
+    p_on_device = real_array(
+        p, "p", arrays, ndim=1, shape_doc="(n,)", allow_float32=False, host_ok=True
+    )
+    if int(p_on_device.shape[0]) != n:
+        raise ValueError(f"p must have the length of labels, {n}; got {p_on_device.shape[0]}")
+    check_unit_interval(p_on_device, "p")
+    k = k_per_class_array(k_per_class, num_classes)
+    kept = backend.balanced_subset(
+        labels_on_device,
+        p_on_device,
+        k,
         mode,
         alpha_power,
         alpha_value,
         seed_int,
-        features_np,
-        float(EIGENVALUE_RTOL),
+        _features_array(features, n, mode, arrays),
+        EIGENVALUE_RTOL,
         threads_int,
     )
-    return wrap(kept, kind)
+    return backend.wrap(kept)
+
+
+def _features_array(features: Any, n: int, mode: str, arrays: ArrayAdapter) -> Any:
+    """``features`` (n, d) for modes "exact" and "greedy" (None stays None), on the call's device.
+
+    With n = 0 there are no values to check: only the shape must fit.
+    """
+    if features is None:
+        return None
+    if mode not in ("exact", "greedy"):
+        raise ValueError(f"features are used by mode 'exact' and 'greedy' only; got mode {mode!r}")
+    if n == 0:
+        array = arrays.adopt(features, "features", host_ok=True)
+    else:
+        array = real_array(features, "features", arrays, ndim=2, shape_doc="(n, d)", host_ok=True)
+    shape = tuple(int(s) for s in array.shape)
+    if len(shape) != 2 or shape[0] != n:
+        raise ValueError(f"features must have shape (n, d) with n = len(labels) = {n}; got {shape}")
+    return array

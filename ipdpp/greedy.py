@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core, _cuda_backend
+from . import _core
 from ._validation import check_int
 from .kernels import DenseKernel, IPDPPKernel, LowRankKernel
 
@@ -80,12 +80,10 @@ def greedy_map(kernel: Any, k: int) -> Any:
     if isinstance(kernel, IPDPPKernel):
         selected = _core.greedy_map_ipdpp(kernel.p, float(kernel.alpha), k)
     elif isinstance(kernel, DenseKernel):
-        L = kernel.L
-        if kernel._device_like is not None:
-            L = np.ascontiguousarray(_cuda_backend.to_host(L, "L"), dtype=np.float64)
+        L = np.ascontiguousarray(kernel._backend.to_host(kernel.L), dtype=np.float64)
         selected = _core.greedy_map_dense(L, k)
     else:
         eigenvalues, eigenvectors = kernel._host_eigh()
         factor = np.ascontiguousarray(eigenvectors * np.sqrt(eigenvalues), dtype=np.float64)
         selected = _core.greedy_map_factor(factor, k)
-    return kernel._wrap(selected)
+    return kernel._backend.wrap(kernel._backend.from_host(selected))

@@ -1,13 +1,14 @@
 """L-ensemble kernels: low rank (features), dense, and the IP-DPP kernel of Lin & Yuan (2025).
 
 Every kernel knows its ground set size ``n`` and computes its eigendecomposition once, in C++
-(LAPACK ``dsyevd``; for the IP-DPP kernel, diagonal plus rank one, the secular equation in
-O(N^2)), truncated to the numerical rank: eigenvalues at or below
-``EIGENVALUE_RTOL * max eigenvalue`` count as zero.
+(LAPACK ``dsyevd`` on the CPU, cuBLAS / cuSOLVER on a GPU; on the CPU the IP-DPP kernel, diagonal
+plus rank one, through its secular equation in O(N^2)), truncated to the numerical rank:
+eigenvalues at or below ``EIGENVALUE_RTOL * max eigenvalue`` count as zero.
 
-Kernels built from CUDA arrays (torch CUDA tensors, CuPy arrays) keep their eigendecomposition on
-that GPU (cuBLAS / cuSOLVER through :mod:`ipdpp._cuda_backend`), and the samplers return results
-there. Without the CUDA extension such arrays raise ``ValueError``.
+A kernel keeps the backend its arrays chose when it was built (:mod:`ipdpp._dispatch`): kernels
+built from CUDA arrays (torch CUDA tensors, CuPy arrays) keep their eigendecomposition on that
+GPU, and the samplers return results there. Without the CUDA extension such arrays raise
+``ValueError``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _core, _cuda_backend
-from ._arrays import ArrayKind, as_numpy, use_cuda, wrap
-from ._validation import real_array
+from ._backend import Backend
+from ._dispatch import backend_for
+from ._frameworks import source_eps
+from ._validation import check_unit_interval, ipdpp_alpha, parse_alpha, real_array
 
 __all__ = ["EIGENVALUE_RTOL", "Kernel", "LowRankKernel", "DenseKernel", "IPDPPKernel"]
 
@@ -36,6 +38,7 @@ EIGENVALUE_RTOL: float = float(2**20 * np.finfo(np.float64).eps)
 # Symmetry tolerance of a float64 DenseKernel (csrc/cpu/spectrum.h kSymmetryRtol): kernels built in
 # double precision are symmetric to a few ulps of their largest entry.
 _SYMMETRY_RTOL = 1e-10
+_FLOAT64_EPS = float(np.finfo(np.float64).eps)
 
 
 class Kernel:
@@ -48,51 +51,32 @@ class Kernel:
     """
 
     n: int
-    _kind: ArrayKind
 
-    def __init__(self, n: int, kind: ArrayKind, device_like: Any = None) -> None:
+    def __init__(self, n: int, backend: Backend[Any]) -> None:
         self.n = n
-        self._kind = kind
-        # The caller's CUDA array for kernels on a GPU (None on the CPU; ``kind`` is then unused):
-        # array results computed on the host are copied to its device and framework.
-        self._device_like = device_like
+        # The device the kernel's arrays live on, and the caller's array type for results.
+        self._backend = backend
         self._spectrum_cache: Any = None
 
-    def _compute_spectrum(self) -> _core.Spectrum | _cuda_backend.CudaSpectrum:
+    def _compute_spectrum(self) -> Any:
         raise NotImplementedError
 
-    def _spectrum(self) -> _core.Spectrum | _cuda_backend.CudaSpectrum:
-        """The cached spectrum (eigenpairs plus the sampler's tables), on the CPU or a GPU."""
+    def _spectrum(self) -> Any:
+        """The cached spectrum (eigenpairs plus the sampler's tables) on the kernel's device."""
         if self._spectrum_cache is None:
             self._spectrum_cache = self._compute_spectrum()
         return self._spectrum_cache
 
     def _host_eigh(self) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`eigh` as float64 numpy arrays (for a GPU kernel a host copy, made per call)."""
-        spectrum = self._spectrum()
-        if isinstance(spectrum, _cuda_backend.CudaSpectrum):
-            vectors = _cuda_backend.to_host(spectrum.eigenvectors())
-            return spectrum.eigenvalues, vectors.astype(np.float64, copy=False)
-        return spectrum.eigenvalues, spectrum.eigenvectors
-
-    def _on_input_device(self, result: np.ndarray) -> Any:
-        """A host result moved to the GPU (and framework) of a CUDA kernel's input."""
-        if self._device_like is None:
-            return result
-        return _cuda_backend.to_device_like(result, self._device_like)
-
-    def _wrap(self, result: np.ndarray) -> Any:
-        """A host result as the input's array type: numpy, torch CPU, or on the input's GPU."""
-        if self._device_like is None:
-            return wrap(result, self._kind)
-        return self._on_input_device(result)
+        return self._backend.host_eigh(self._spectrum())
 
     @property
     def rank(self) -> int:
         """Numerical rank: the number of eigenvalues above ``EIGENVALUE_RTOL * max``."""
         return int(self._spectrum().rank)
 
-    def eigh(self) -> tuple[np.ndarray, np.ndarray]:
+    def eigh(self) -> tuple[Any, Any]:
         """Eigendecomposition of L truncated to its numerical rank (computed once, cached).
 
         Returns
@@ -114,10 +98,7 @@ class Kernel:
         >>> [a.shape for a in K.eigh()]
         [(2,), (4, 2)]
         """
-        spectrum = self._spectrum()
-        if isinstance(spectrum, _cuda_backend.CudaSpectrum):
-            return spectrum.eigh()
-        return spectrum.eigenvalues, spectrum.eigenvectors
+        return self._backend.eigh(self._spectrum())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n})"
@@ -140,11 +121,19 @@ class LowRankKernel(Kernel):
         Non-negative per-item quality ``q`` (default: all ones), on the device of ``features``.
         Converted to float64 (a copy of n values when it is not already float64).
 
+    Attributes
+    ----------
+    features : array (n, d)
+        The features as read: the caller's memory when it was C-contiguous float32/float64 (a
+        numpy view of a torch CPU tensor; a tensor or CuPy array on its GPU).
+    quality : float64 array (n,) or None
+        On the device of ``features``.
+    d : int
+
     Notes
     -----
-    On the CPU the eigendecomposition runs on first use. For CUDA inputs it runs at construction
-    on their GPU (the checks of the inputs happen there too); ``features`` and ``quality`` are
-    then kept as given.
+    The inputs are checked at construction, on their device; the eigendecomposition runs on
+    first use (``rank``, ``eigh``, sampling).
 
     Raises
     ------
@@ -163,32 +152,27 @@ class LowRankKernel(Kernel):
     """
 
     def __init__(self, features: Any, quality: Any = None) -> None:
-        self.features: Any  # numpy array, or the caller's CUDA array
-        self.quality: Any
-        if use_cuda(features, quality):
-            spectrum = _cuda_backend.lowrank_spectrum(features, quality, EIGENVALUE_RTOL)
-            super().__init__(spectrum.n, "numpy", device_like=features)
-            self._spectrum_cache = spectrum
-            self.features, self.quality = features, quality
-            self.d: int = int(features.shape[1])
-            return
-        array, kind = real_array(features, "features", ndim=2, shape_doc="(n, d)")
-        super().__init__(array.shape[0], kind)
-        self.features = array
-        self.d = array.shape[1]
-        self.quality = None
+        backend = backend_for(("features", features), ("quality", quality))
+        arrays = backend.arrays
+        B = real_array(features, "features", arrays, ndim=2, shape_doc="(n, d)")
+        n, d = (int(s) for s in B.shape)
+        super().__init__(n, backend)
+        self.features: Any = B
+        self.d: int = d
+        self.quality: Any = None
         if quality is not None:
-            q, _ = real_array(
-                quality, "quality", ndim=1, shape_doc=f"({self.n},)", allow_float32=False
+            q = real_array(
+                quality, "quality", arrays, ndim=1, shape_doc=f"({n},)", allow_float32=False
             )
-            if q.shape[0] != self.n:
-                raise ValueError(f"quality must have shape ({self.n},); got {q.shape}")
-            if q.min() < 0:
-                raise ValueError(f"quality must be non-negative; got minimum {q.min()}")
+            if tuple(q.shape) != (n,):
+                raise ValueError(f"quality must have shape ({n},); got {tuple(q.shape)}")
+            low = q.min().item()
+            if low < 0:
+                raise ValueError(f"quality must be non-negative; got minimum {low}")
             self.quality = q
 
-    def _compute_spectrum(self) -> _core.Spectrum:
-        return _core.lowrank_spectrum(self.features, self.quality, EIGENVALUE_RTOL)
+    def _compute_spectrum(self) -> Any:
+        return self._backend.lowrank_spectrum(self.features, self.quality, EIGENVALUE_RTOL)
 
     def __repr__(self) -> str:
         return f"LowRankKernel(n={self.n}, d={self.d}, quality={self.quality is not None})"
@@ -208,10 +192,10 @@ class DenseKernel(Kernel):
     Parameters
     ----------
     L : array, float32 or float64, shape (n, n)
-        numpy array or torch CPU tensor: float64 C-contiguous input is read without copying,
-        float32 is converted to float64 (a copy). A torch CUDA tensor or CuPy array is
-        decomposed on its GPU (float64 arithmetic, eigenvectors kept in the input's dtype) with
-        the same symmetry, PSD and rank tolerances as on the CPU.
+        numpy array or torch CPU tensor: C-contiguous input is read without copying (kept as
+        ``L``); the CPU eigensolver reads a float64 copy of float32 input. A torch CUDA tensor
+        or CuPy array is decomposed on its GPU (float64 arithmetic, eigenvectors kept in the
+        input's dtype) with the same symmetry, PSD and rank tolerances as on the CPU.
 
     Raises
     ------
@@ -228,29 +212,20 @@ class DenseKernel(Kernel):
     """
 
     def __init__(self, L: Any) -> None:
-        self.L: Any  # float64 numpy array, or the caller's CUDA array
-        if use_cuda(L):
-            spectrum = _cuda_backend.dense_spectrum(L, EIGENVALUE_RTOL, _dense_tolerances)
-            super().__init__(spectrum.n, "numpy", device_like=L)
-            self._spectrum_cache = spectrum
-            self.L = L
-            return
-        array, kind = real_array(L, "L", ndim=2, shape_doc="(n, n)", allow_float32=False)
-        if array.shape[0] != array.shape[1]:
-            raise ValueError(f"L must have shape (n, n); got {array.shape}")
-        super().__init__(array.shape[0], kind)
-        source_eps = float(np.finfo(as_numpy(L, "L")[0].dtype).eps)
-        torch_dtype: Any = getattr(L, "dtype", None)
-        if type(torch_dtype).__module__ == "torch":  # float16/bfloat16 reach numpy as float32
-            import torch
-
-            source_eps = float(torch.finfo(torch_dtype).eps)
-        self._symmetry_rtol, self._psd_rtol = _dense_tolerances(self.n, source_eps)
-        self.L = array
+        backend = backend_for(("L", L))
+        A = real_array(L, "L", backend.arrays, ndim=2, shape_doc="(n, n)")
+        shape = tuple(int(s) for s in A.shape)
+        if shape[0] != shape[1]:
+            raise ValueError(f"L must have shape (n, n); got {shape}")
+        super().__init__(shape[0], backend)
+        self._symmetry_rtol, self._psd_rtol = _dense_tolerances(self.n, source_eps(L))
+        self.L: Any = A  # float32 or float64 on the kernel's device
         self._spectrum()  # check symmetry and PSD now, not at the first sample
 
-    def _compute_spectrum(self) -> _core.Spectrum:
-        return _core.dense_spectrum(self.L, EIGENVALUE_RTOL, self._symmetry_rtol, self._psd_rtol)
+    def _compute_spectrum(self) -> Any:
+        return self._backend.dense_spectrum(
+            self.L, EIGENVALUE_RTOL, self._symmetry_rtol, self._psd_rtol
+        )
 
 
 def _dense_tolerances(n: int, eps: float) -> tuple[float, float]:
@@ -276,7 +251,7 @@ class IPDPPKernel(Kernel):
     ----------
     p : array, shape (N,)
         Each item's model probability of its true label, in [0, 1]; numpy, torch (CPU or CUDA)
-        or CuPy. For a CUDA array the checks run on a host copy and the samplers run on its GPU.
+        or CuPy. For a CUDA array the checks and the samplers run on its GPU.
     alpha : {"paper", "code"} or float, default "paper"
         Coupling strength: "paper" is 1/N (the paper), "code" 1/N**2 (the authors' released code,
         which makes S close to the identity), or a positive float.
@@ -307,18 +282,20 @@ class IPDPPKernel(Kernel):
     """
 
     def __init__(self, p: Any, alpha: str | float = "paper") -> None:
-        device_like = p if use_cuda(p) else None
-        host = p if device_like is None else _cuda_backend.to_host(p, "p")
-        array, kind = real_array(host, "p", ndim=1, shape_doc="(N,)", allow_float32=False)
-        if array.min() < 0.0 or array.max() > 1.0:
-            raise ValueError(f"p must lie in [0, 1]; got values in [{array.min()}, {array.max()}]")
-        super().__init__(array.shape[0], kind, device_like=device_like)
+        backend = backend_for(("p", p))
+        p_on_device = real_array(
+            p, "p", backend.arrays, ndim=1, shape_doc="(N,)", allow_float32=False
+        )
+        check_unit_interval(p_on_device, "p")
+        super().__init__(int(p_on_device.shape[0]), backend)
+        self._p_on_device = p_on_device  # what the structured sampler reads (float64)
+        array = backend.to_host(p_on_device)
         self.p: np.ndarray = array
-        self.alpha: float = _resolve_alpha(alpha, self.n)
+        self.alpha: float = ipdpp_alpha(*parse_alpha(alpha), self.n)
         total = float(array.sum())
         diagonal = 1.0 - self.alpha * array * total
         # alpha <= 1/N gives d_i >= 1 - p_i P / N >= 0 exactly; rounding can leave -1e-16.
-        tolerance = 8 * np.finfo(np.float64).eps
+        tolerance = 8 * _FLOAT64_EPS
         if diagonal.min() < -tolerance:
             raise ValueError(
                 f"alpha = {self.alpha} is too large for this p: d_i = 1 - alpha p_i sum(p) is "
@@ -338,29 +315,10 @@ class IPDPPKernel(Kernel):
         positive = self.diagonal > 0
         return int(positive.sum()) + int(bool(np.any(self.p[~positive] > 0)))
 
-    def _compute_spectrum(self) -> _core.Spectrum | _cuda_backend.CudaSpectrum:
-        if self._device_like is not None:
-            dense = _cuda_backend.to_device_like(self.dense(), self._device_like)
-            return _cuda_backend.dense_spectrum(dense, EIGENVALUE_RTOL)
-        # Diagonal plus rank one: O(N^2) through the secular equation, not O(N^3) dense.
-        return _core.ipdpp_spectrum(self.p, self.alpha, EIGENVALUE_RTOL)
+    def _compute_spectrum(self) -> Any:
+        return self._backend.ipdpp_spectrum(
+            self, EIGENVALUE_RTOL, *_dense_tolerances(self.n, _FLOAT64_EPS)
+        )
 
     def __repr__(self) -> str:
         return f"IPDPPKernel(n={self.n}, alpha={self.alpha:g})"
-
-
-def _resolve_alpha(alpha: Any, n: int) -> float:
-    if isinstance(alpha, str):
-        if alpha == "paper":
-            return 1.0 / n
-        if alpha == "code":
-            return 1.0 / n**2
-        raise ValueError(f"alpha must be 'paper', 'code' or a positive float; got {alpha!r}")
-    if isinstance(alpha, (bool, np.bool_)) or not isinstance(
-        alpha, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(f"alpha must be 'paper', 'code' or a positive float; got {alpha!r}")
-    value = float(alpha)
-    if not np.isfinite(value) or value <= 0.0:
-        raise ValueError(f"alpha must be a positive finite float; got {alpha!r}")
-    return value

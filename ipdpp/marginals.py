@@ -14,12 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _cuda_backend
-from ._arrays import use_cuda
 from ._validation import check_int, index_array
 from .kernels import Kernel
 
-__all__ = ["log_prob", "inclusion_probabilities", "log_elementary_symmetric"]
+__all__ = ["log_prob", "inclusion_probabilities"]
 
 
 def _check_kernel(kernel: Any) -> Kernel:
@@ -44,13 +42,6 @@ def _log_esp_rows(log_x: np.ndarray, k: int) -> np.ndarray:
         rows[j + 1, 0] = 0.0
         rows[j + 1, 1:] = np.logaddexp(rows[j, 1:], log_x[j] + rows[j, :-1])
     return rows
-
-
-def log_elementary_symmetric(values: np.ndarray, k: int) -> float:
-    """``log e_k(values)`` for non-negative ``values`` (``-inf`` when it is zero)."""
-    with np.errstate(divide="ignore"):
-        log_x = np.log(np.asarray(values, dtype=np.float64))
-    return float(_log_esp_rows(log_x, k)[-1, k])
 
 
 def _log_det(eigenvalues: np.ndarray, eigenvectors: np.ndarray, items: np.ndarray) -> float:
@@ -105,9 +96,7 @@ def log_prob(kernel: Kernel, Y: Any, k: int | None = None) -> float:
     0.125
     """
     kernel = _check_kernel(kernel)
-    if use_cuda(Y):  # e.g. a row of GPU samples
-        Y = _cuda_backend.to_host(Y, "Y")
-    items = index_array(Y, "Y", kernel.n)
+    items = index_array(Y, "Y", kernel.n)  # read back to the host, e.g. a row of GPU samples
     eigenvalues, eigenvectors = kernel._host_eigh()
     if k is None:
         return _log_det(eigenvalues, eigenvectors, items) - float(np.log1p(eigenvalues).sum())
@@ -174,10 +163,11 @@ def inclusion_probabilities(kernel: Kernel, k: int | None = None) -> np.ndarray:
     if k is not None:
         k = _check_k(kernel, k)
         if k == 0:
-            return kernel._on_input_device(np.zeros(kernel.n))
+            return kernel._backend.from_host(np.zeros(kernel.n))
     eigenvalues, eigenvectors = kernel._host_eigh()
     if k is None:
         weights = eigenvalues / (1.0 + eigenvalues)
     else:
         weights = _eigenvector_probabilities(eigenvalues, k)
-    return kernel._on_input_device(np.einsum("ij,ij,j->i", eigenvectors, eigenvectors, weights))
+    probabilities = np.einsum("ij,ij,j->i", eigenvectors, eigenvectors, weights)
+    return kernel._backend.from_host(probabilities)

@@ -6,17 +6,15 @@ symmetric polynomial backward pass for a k-DPP), then the projection phase, eith
 O(n k^2) pass or the rejection sampler of Barthelmé, Tremblay & Amblard (AISTATS 2023), whose
 per-sample cost does not grow with n. ``IPDPPKernel`` defaults to the structured O(N k) sampler.
 
-Kernels built from CUDA arrays sample on their GPU through :mod:`ipdpp._cuda_backend` (fused
-sequential kernel, rejection kernel, structured IP-DPP kernel); the samples stay on that device.
+Every kernel samples on the device it was built on, through its backend (:mod:`ipdpp._backend`):
+kernels built from CUDA arrays use the fused sequential, rejection and structured IP-DPP kernels
+of their GPU, and the samples stay on that device.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from . import _core, _cuda_backend
 from ._validation import (
     DPP_SAMPLE_OVERHEAD,
     check_int,
@@ -92,8 +90,8 @@ def sample_k_dpp(
         the batch it was drawn in. For an ``IPDPPKernel`` "auto" means "structured".
         ``"structured"`` (IPDPPKernel only): the O(N k) diagonal-plus-rank-one sampler, no
         eigendecomposition. ``"spectral"``: the eigendecomposition path with the "auto" choice
-        between sequential and rejection. On a GPU, "auto" follows
-        ``ipdpp._cuda_backend.choose_method`` instead.
+        between sequential and rejection. On a GPU, "auto" picks the fused sequential kernel while
+        a sample's ``n k`` gathered eigenvector entries fit in the L2 cache, else rejection.
     sample_offset : int, default 0
         Sample ``i`` uses the random stream ``(seed, sample_offset + i)``.
     threads : int, optional
@@ -139,30 +137,23 @@ def sample_k_dpp(
     num_samples = check_sample_count(num_samples, 8 * max(min(k, kernel.n), 1))
     seed, sample_offset = check_seed(seed, sample_offset, num_samples)
     threads_arg = check_threads(threads)
+    backend = kernel._backend
     if isinstance(kernel, IPDPPKernel) and method in ("auto", "structured"):
         rank = kernel.structural_rank()
         if k > rank:
             raise ValueError(f"k = {k} exceeds the kernel's rank {rank}")
-        if kernel._device_like is not None:
-            return _cuda_backend.ipdpp_sample_k(
-                kernel._device_like, kernel.alpha, k, num_samples, seed, sample_offset=sample_offset
-            )
-        result = _core.ipdpp_sample_k(
-            kernel.p, kernel.alpha, k, num_samples, seed, sample_offset, threads_arg
+        result = backend.ipdpp_sample_k(
+            kernel._p_on_device, kernel.alpha, k, num_samples, seed, sample_offset, threads_arg
         )
-        return kernel._wrap(result)
+        return backend.wrap(result)
     projection = _spectral_method(kernel, method, fixed_size=True)
     spectrum = kernel._spectrum()
     if k > spectrum.rank:
         raise ValueError(f"k = {k} exceeds the kernel's rank {spectrum.rank}")
-    if isinstance(spectrum, _cuda_backend.CudaSpectrum):
-        return _cuda_backend.sample_k_dpp(
-            spectrum, k, num_samples, seed, sample_offset=sample_offset, method=projection
-        )
-    result = _core.sample_k_dpp(
+    result = backend.sample_k(
         spectrum, k, num_samples, seed, sample_offset, projection, threads_arg
     )
-    return kernel._wrap(result)
+    return backend.wrap(result)
 
 
 def sample_dpp(
@@ -226,10 +217,8 @@ def sample_dpp(
     seed, sample_offset = check_seed(seed, sample_offset, num_samples)
     threads_arg = check_threads(threads)
     projection = _spectral_method(kernel, method, fixed_size=False)
-    spectrum = kernel._spectrum()
-    if isinstance(spectrum, _cuda_backend.CudaSpectrum):
-        return _cuda_backend.sample_dpp(
-            spectrum, num_samples, seed, sample_offset=sample_offset, method=projection
-        )
-    samples = _core.sample_dpp(spectrum, num_samples, seed, sample_offset, projection, threads_arg)
-    return [kernel._wrap(np.asarray(s)) for s in samples]
+    backend = kernel._backend
+    samples = backend.sample(
+        kernel._spectrum(), num_samples, seed, sample_offset, projection, threads_arg
+    )
+    return [backend.wrap(s) for s in samples]

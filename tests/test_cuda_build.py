@@ -1,8 +1,12 @@
-"""CPU-side checks of the CUDA backend: the build gate, lazy imports and dispatch rules.
+"""CPU-side checks of the CUDA backend: the build gate, lazy imports, the dispatch rules, and the
+CUDA code path run end to end on host memory.
 
-These run on machines without a GPU (CI). Passing a CUDA array to the public constructors
-without the extension is covered by tests/test_interop.py; here the backend's own entry points
-and the CMake gate are checked.
+These run on machines without a GPU (CI). The end-to-end tests put :class:`ipdpp._gpu.CudaBackend`
+over ``FakeCudaExtension`` (tests/conftest.py), which implements the extension's API with the CPU
+library on host addresses: they check what the backend does around the kernels (addresses,
+shapes, output allocation, DPP padding, class grouping, the symmetry check, method choice), and
+that it returns what the CPU backend returns. tests/test_gpu.py and the device-parametrised
+suite run the real kernels.
 """
 
 from __future__ import annotations
@@ -14,37 +18,36 @@ import subprocess
 import sys
 import types
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SEED, FakeCudaArray, FakeCudaExtension
 
-from ipdpp import _cuda_backend as gpu
+import ipdpp
+from ipdpp import _dispatch
+from ipdpp._adapters import HostArrays
+from ipdpp._cpu import CpuBackend
+from ipdpp._dispatch import backend_for, forced_backend
+from ipdpp._frameworks import is_cuda_array
+from ipdpp._gpu import CudaBackend, choose_method
+from ipdpp._validation import host_array
+from ipdpp.kernels import _dense_tolerances
 
 ROOT = Path(__file__).resolve().parents[1]
-CUDA_CMAKE = ROOT / "csrc" / "cuda" / "cuda.cmake"
 # The source lists, shared by the CUDA build and the CPU emulator's (csrc/emulator/emulator.cmake).
 CUDA_SOURCES = ROOT / "csrc" / "cuda" / "sources.cmake"
-
-
-class FakeCudaArray:
-    """Exposes only ``__cuda_array_interface__`` (stands in for a CuPy array)."""
-
-    def __init__(self, shape: tuple[int, ...], typestr: str = "<f4") -> None:
-        self.__cuda_array_interface__ = {
-            "shape": shape,
-            "typestr": typestr,
-            "data": (0xDEAD0000, False),
-            "strides": None,
-            "version": 3,
-        }
+CUDA_BUILT = importlib.util.find_spec("ipdpp._cuda") is not None
 
 
 def test_backend_import_is_lazy(tmp_path: Path) -> None:
     # import ipdpp (and the dispatch module) must not load the extension, torch or cupy.
     code = (
-        "import sys, ipdpp, ipdpp._cuda_backend as b; "
-        "print('ipdpp._cuda' in sys.modules, 'cupy' in sys.modules, b.available())"
+        "import sys, ipdpp, ipdpp._dispatch as d; "
+        "print('ipdpp._cuda' in sys.modules, 'torch' in sys.modules, 'cupy' in sys.modules, "
+        "d.cuda_available())"
     )
     out = subprocess.run(
         # cwd outside the source tree, so the installed package (with _core) is imported
@@ -54,36 +57,116 @@ def test_backend_import_is_lazy(tmp_path: Path) -> None:
         check=True,
         cwd=tmp_path,
     ).stdout.split()
-    assert out[:2] == ["False", "False"]
-    assert out[2] == str(importlib.util.find_spec("ipdpp._cuda") is not None)
+    assert out[:3] == ["False", "False", "False"]
+    assert out[3] == str(CUDA_BUILT)
 
 
-@pytest.mark.skipif(gpu.available(), reason="ipdpp was built with CUDA")
-@pytest.mark.parametrize(
-    "call, name",
-    [
-        (lambda: gpu.lowrank_spectrum(FakeCudaArray((10, 3)), None, 1e-10), "features"),
-        (lambda: gpu.dense_spectrum(FakeCudaArray((4, 4), "<f8"), 1e-10), "L"),
-        (lambda: gpu.dual_gram_eigenvalues(FakeCudaArray((10, 3))), "features"),
-        (lambda: gpu.ipdpp_sample_k(FakeCudaArray((5,), "<f8"), 0.2, 2), "p"),
-        (
-            lambda: gpu.balanced_subset(
-                FakeCudaArray((5,), "<i8"), FakeCudaArray((5,), "<f8"), 2, "paper", 0
-            ),
-            "labels",
+# ----------------------------------------------------------------------------------------------
+# The dispatch: one place picks the backend, one place says that CUDA is missing
+# ----------------------------------------------------------------------------------------------
+
+NO_CUDA_CALLS = [
+    (lambda: ipdpp.LowRankKernel(FakeCudaArray((10, 3))), "features"),
+    (
+        lambda: ipdpp.LowRankKernel(np.ones((40, 6)), quality=FakeCudaArray((40,), "<f8")),
+        "quality",
+    ),
+    (lambda: ipdpp.DenseKernel(FakeCudaArray((4, 4), "<f8")), "L"),
+    (lambda: ipdpp.IPDPPKernel(FakeCudaArray((5,))), "p"),
+    (
+        lambda: ipdpp.balanced_subset(
+            FakeCudaArray((5,), "<i8"), FakeCudaArray((5,), "<f8"), 2, "exact", "paper", 0
         ),
-    ],
-)
-def test_entry_points_without_extension(call, name: str) -> None:
+        "labels",
+    ),
+    (lambda: ipdpp.balanced_subset(np.zeros(5, int), FakeCudaArray((5,), "<f8"), 2), "p"),
+    (
+        lambda: ipdpp.balanced_subset(np.zeros(5, int), np.ones(5) / 2, FakeCudaArray((1,), "<i8")),
+        "k_per_class",
+    ),
+]
+
+
+@pytest.mark.skipif(CUDA_BUILT, reason="ipdpp was built with CUDA")
+@pytest.mark.parametrize("call, name", NO_CUDA_CALLS)
+def test_cuda_arrays_without_the_extension(call, name: str) -> None:
     with pytest.raises(
         ValueError, match=f"{name} is a CUDA array but ipdpp was built without CUDA"
     ):
         call()
 
 
+def test_the_missing_extension_is_reported_by_the_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Whatever the build, a missing extension is reported where the backend is picked.
+    monkeypatch.setattr(_dispatch, "cuda_extension", lambda: None)
+    for call, name in NO_CUDA_CALLS:
+        with pytest.raises(ValueError, match=f"{name} is a CUDA array but ipdpp was built"):
+            call()
+
+
 def test_fake_cuda_array_is_recognised() -> None:
-    assert gpu.is_cuda_array(FakeCudaArray((3,)))
-    assert not gpu.is_cuda_array([1.0, 2.0])
+    assert is_cuda_array(FakeCudaArray((3,)))
+    assert not is_cuda_array([1.0, 2.0])
+    assert not is_cuda_array(np.ones(3))
+
+
+def test_dispatch_picks_the_first_gpu_argument(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeCudaExtension()
+    read: list[str] = []
+
+    def adapter_for(x: object, name: str) -> HostArrays:
+        read.append(name)
+        return HostArrays()
+
+    monkeypatch.setattr(_dispatch, "cuda_extension", lambda: fake)
+    monkeypatch.setattr(_dispatch, "adapter_for", adapter_for)
+    backend = backend_for(
+        ("labels", np.zeros(3, int)), ("p", FakeCudaArray((3,))), ("features", None)
+    )
+    assert isinstance(backend, CudaBackend) and backend.extension is fake
+    assert read == ["p"]
+
+
+def test_dispatch_on_the_host_follows_the_first_argument() -> None:
+    torch = pytest.importorskip("torch")
+    backend = backend_for(("labels", torch.zeros(3)), ("p", np.ones(3)))
+    assert isinstance(backend, CpuBackend) and backend.arrays.kind == "torch"
+    backend = backend_for(("features", None), ("p", [0.5]), ("q", torch.zeros(1)))
+    assert isinstance(backend, CpuBackend) and backend.arrays.kind == "numpy"
+
+
+def test_forced_backend_is_scoped() -> None:
+    forced = CudaBackend(FakeCudaExtension(), HostArrays())
+    with forced_backend(forced):
+        assert backend_for(("x", np.ones(2))) is forced
+    assert isinstance(backend_for(("x", np.ones(2))), CpuBackend)
+
+
+def test_host_array_reads_any_array_back() -> None:
+    x = np.arange(3.0)
+    assert host_array(x, "x") is x
+    np.testing.assert_array_equal(host_array([1, 2], "x"), np.array([1, 2]))
+
+
+def test_host_array_converts_half_precision_and_names_unsupported_dtypes() -> None:
+    # As for every torch input: float16/bfloat16 become float32; a dtype numpy cannot hold is a
+    # TypeError naming the argument.
+    torch = pytest.importorskip("torch")
+    host = host_array(torch.tensor([0.5, 2.0], dtype=torch.bfloat16), "p")
+    assert host.dtype == np.float32
+    np.testing.assert_array_equal(host, [0.5, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "ComplexHalf support is experimental"
+        complex_half = torch.zeros(2, dtype=torch.complex32)
+    with pytest.raises(TypeError, match="p has dtype torch.complex32"):
+        host_array(complex_half, "p")
+    with pytest.raises(TypeError, match="features has dtype torch.complex32"):
+        ipdpp.LowRankKernel(complex_half.reshape(1, 2))
+
+
+# ----------------------------------------------------------------------------------------------
+# The GPU "auto" rule
+# ----------------------------------------------------------------------------------------------
 
 
 def _spectrum(n: int, dtype: str = "float32") -> types.SimpleNamespace:
@@ -101,19 +184,24 @@ def _spectrum(n: int, dtype: str = "float32") -> types.SimpleNamespace:
     ],
 )
 def test_choose_method(n: int, size: int, method: str, expected: str) -> None:
-    assert gpu.choose_method(_spectrum(n), size, method) == expected
+    assert choose_method(_spectrum(n), size, method) == expected  # type: ignore[arg-type]
 
 
 def test_choose_method_depends_on_n_k_and_dtype() -> None:
     # A sample must not depend on the batch it was drawn in (sampling.py's contract), so "auto"
     # sees no num_samples; float64 halves the size that stays sequential.
-    assert gpu.choose_method(_spectrum(60_000, "float32"), 100, "auto") == "sequential"
-    assert gpu.choose_method(_spectrum(60_000, "float64"), 100, "auto") == "rejection"
+    assert choose_method(_spectrum(60_000, "float32"), 100, "auto") == "sequential"  # type: ignore[arg-type]
+    assert choose_method(_spectrum(60_000, "float64"), 100, "auto") == "rejection"  # type: ignore[arg-type]
 
 
 def test_choose_method_rejects_unknown() -> None:
     with pytest.raises(ValueError, match="method must be"):
-        gpu.choose_method(_spectrum(10), 2, "structured")
+        choose_method(_spectrum(10), 2, "structured")  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------------------------
+# The CMake gate
+# ----------------------------------------------------------------------------------------------
 
 
 def _cmake_list(name: str) -> set[str]:
@@ -175,151 +263,130 @@ def test_cmake_gate_auto_and_on_agree(tmp_path: Path) -> None:
     assert " ".join(skipped.group(1).split()) in message
 
 
-def test_to_host_passes_host_arrays() -> None:
-    x = np.arange(3.0)
-    assert gpu.to_host(x) is x
-    np.testing.assert_array_equal(gpu.to_host([1, 2]), np.array([1, 2]))
-
-
 # ----------------------------------------------------------------------------------------------
-# Dispatch of the public API to the backend, with the backend's entry points replaced by fakes:
-# proves that CUDA inputs reach ipdpp._cuda_backend (and host-side work comes back to the
-# device) on machines without a GPU. tests/test_gpu.py runs the real thing.
+# The CUDA code path end to end, on host memory (FakeCudaExtension)
 # ----------------------------------------------------------------------------------------------
 
 
-class DeviceStandIn:
-    """A "device array" holding ``host``: recognised as CUDA by ``__cuda_array_interface__``."""
-
-    def __init__(self, host: np.ndarray) -> None:
-        self.host = np.asarray(host)
-        self.shape = self.host.shape
-        self.__cuda_array_interface__ = {
-            "shape": self.shape,
-            "typestr": self.host.dtype.str,
-            "data": (0xDEAD0000, False),
-            "strides": None,
-            "version": 3,
-        }
+@contextmanager
+def fake_cuda() -> Iterator[FakeCudaExtension]:
+    """Within the block, every call runs through CudaBackend(FakeCudaExtension, HostArrays)."""
+    fake = FakeCudaExtension()
+    with forced_backend(CudaBackend(fake, HostArrays())):
+        yield fake
 
 
-def fake_spectrum(n: int, eigenvalues: np.ndarray, eigenvectors: np.ndarray) -> gpu.CudaSpectrum:
-    handle = types.SimpleNamespace(
-        n=n, rank=eigenvalues.size, device=0, dtype="float64", eigenvalues=eigenvalues
-    )
-    spectrum = gpu.CudaSpectrum(handle, "torch")
-    spectrum.eigenvectors = lambda: DeviceStandIn(eigenvectors)  # type: ignore[method-assign]
-    return spectrum
+def _features(n: int, d: int, dtype: type = np.float64) -> np.ndarray:
+    return np.random.default_rng(SEED).standard_normal((n, d)).astype(dtype)
 
 
-@pytest.fixture
-def backend(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple, dict]]:
-    """Pretend ipdpp._cuda is built; record every call that reaches a backend entry point."""
-    import ipdpp._arrays
-
-    calls: list[tuple[str, tuple, dict]] = []
-    rng = np.random.default_rng(0)
-    V = np.linalg.qr(rng.standard_normal((6, 3)))[0]
-    spectrum = fake_spectrum(6, np.array([0.5, 1.0, 2.0]), V)
-
-    def entry(name: str, result: object):
-        def call(*args: object, **kwargs: object) -> object:
-            calls.append((name, args, kwargs))
-            return result
-
-        return call
-
-    monkeypatch.setattr(ipdpp._arrays, "cuda_available", lambda: True)
-    for name in ("lowrank_spectrum", "dense_spectrum"):
-        monkeypatch.setattr(gpu, name, entry(name, spectrum))
-    for name in ("sample_k_dpp", "sample_dpp", "ipdpp_sample_k", "balanced_subset"):
-        monkeypatch.setattr(gpu, name, entry(name, f"{name} result"))
-    monkeypatch.setattr(gpu, "to_host", lambda x, name="array": x.host)
-    monkeypatch.setattr(gpu, "to_device_like", lambda x, like: DeviceStandIn(x))
-    return calls
-
-
-def test_lowrank_kernel_dispatches_to_backend(backend: list) -> None:
-    import ipdpp
-
-    features = DeviceStandIn(np.ones((6, 4), dtype=np.float32))
-    K = ipdpp.LowRankKernel(features)
-    assert backend == [("lowrank_spectrum", (features, None, ipdpp.EIGENVALUE_RTOL), {})]
-    assert (K.n, K.d, K.rank) == (6, 4, 3)
-    assert ipdpp.sample_k_dpp(K, 2, 5, seed=7, sample_offset=3) == "sample_k_dpp result"
-    name, args, kwargs = backend[-1]
-    assert (name, args[1:]) == ("sample_k_dpp", (2, 5, 7))
-    assert kwargs == {"sample_offset": 3, "method": "auto"}
-    ipdpp.sample_dpp(K, 4, seed=1, method="spectral", threads=2)
-    assert backend[-1][0] == "sample_dpp" and backend[-1][2]["method"] == "auto"
-    with pytest.raises(ValueError, match="exceeds the kernel's rank 3"):
-        ipdpp.sample_k_dpp(K, 4)
-    # Host-side utilities compute on host copies and return on the input's device.
-    pi = ipdpp.inclusion_probabilities(K, k=2)
-    assert isinstance(pi, DeviceStandIn) and pi.host.sum() == pytest.approx(2.0)
-    assert isinstance(ipdpp.greedy_map(K, 2), DeviceStandIn)
-    assert np.isfinite(ipdpp.log_prob(K, DeviceStandIn(np.array([1, 4])), k=2))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lowrank_kernel_on_the_cuda_path(dtype: type) -> None:
+    B = _features(60, 5, dtype)
+    q = np.linspace(0.5, 2.0, 60)
+    cpu = ipdpp.LowRankKernel(B, quality=q)
+    with fake_cuda() as fake:
+        K = ipdpp.LowRankKernel(B, quality=q)
+        assert fake.calls == []  # the eigendecomposition waits for its first use
+        assert (K.n, K.d, K.rank) == (60, 5, 5)
+        values, vectors = K.eigh()
+        assert vectors.dtype == dtype and not vectors.flags.writeable  # a view of the handle's
+        np.testing.assert_array_equal(values, cpu.eigh()[0])
+        np.testing.assert_allclose(vectors, cpu.eigh()[1], atol=1e-6)
+        for method in ("sequential", "rejection"):
+            samples = ipdpp.sample_k_dpp(K, 3, 40, seed=SEED, sample_offset=2, method=method)
+            expected = ipdpp.sample_k_dpp(cpu, 3, 40, seed=SEED, sample_offset=2, method=method)
+            np.testing.assert_array_equal(samples, expected)
+            assert fake.calls[-1] == f"sample {method}"
+            dpp = ipdpp.sample_dpp(K, 30, seed=SEED, method=method)  # -1 padded rows, cut
+            for got, want in zip(dpp, ipdpp.sample_dpp(cpu, 30, seed=SEED, method=method)):
+                np.testing.assert_array_equal(got, want)
+        ipdpp.sample_k_dpp(K, 2, 3, method="auto")
+        assert fake.calls[-1] == "sample sequential"  # 60 x 2 values stay in cache
+        calls = len(fake.calls)
+        assert ipdpp.sample_k_dpp(K, 0, 4).shape == (4, 0)
+        assert ipdpp.sample_k_dpp(K, 3, 0).shape == (0, 3)
+        assert ipdpp.sample_dpp(K, 0) == []
+        assert len(fake.calls) == calls  # nothing to draw: no launch
+        with pytest.raises(ValueError, match="exceeds the kernel's rank 5"):
+            ipdpp.sample_k_dpp(K, 6)
+        # The host utilities read the spectrum back and answer on the kernel's device.
+        np.testing.assert_allclose(
+            ipdpp.inclusion_probabilities(K, k=2),
+            ipdpp.inclusion_probabilities(cpu, k=2),
+            atol=1e-6,
+        )
+        assert ipdpp.log_prob(K, [1, 4], k=2) == pytest.approx(
+            ipdpp.log_prob(cpu, [1, 4], k=2), rel=1e-5
+        )
+        np.testing.assert_array_equal(ipdpp.greedy_map(K, 3), ipdpp.greedy_map(cpu, 3))
 
 
-def test_dense_and_ipdpp_kernels_dispatch_to_backend(backend: list) -> None:
-    import ipdpp
-
-    L = DeviceStandIn(np.eye(6))
-    K = ipdpp.DenseKernel(L)
-    # The GPU checks symmetry / PSD with the CPU path's tolerance rule.
-    assert backend[-1] == (
-        "dense_spectrum",
-        (L, ipdpp.EIGENVALUE_RTOL, ipdpp.kernels._dense_tolerances),
-        {},
-    )
-    assert (
-        ipdpp.kernels._dense_tolerances(10, float(np.finfo(np.float32).eps))
-        == (pytest.approx(10 * float(np.finfo(np.float32).eps)),) * 2
-    )
-    selected = ipdpp.greedy_map(K, 2)  # on a host copy of L; ties go to the smallest index
-    assert isinstance(selected, DeviceStandIn) and selected.host.tolist() == [0, 1]
-
-    p = DeviceStandIn(np.array([0.9, 0.5, 0.2, 0.7]))
-    S = ipdpp.IPDPPKernel(p)
-    np.testing.assert_array_equal(S.p, p.host)  # validated on the host copy
-    assert ipdpp.sample_k_dpp(S, 2, 3, seed=5, sample_offset=1) == "ipdpp_sample_k result"
-    assert backend[-1] == ("ipdpp_sample_k", (p, 0.25, 2, 3, 5), {"sample_offset": 1})
-    ipdpp.sample_k_dpp(S, 2, method="spectral")  # dense S built on the host, decomposed on GPU
-    (_, (dense, _), _), (name, _, kwargs) = backend[-2:]
-    np.testing.assert_array_equal(dense.host, S.dense())
-    assert name == "sample_k_dpp" and kwargs["method"] == "auto"
-    with pytest.raises(ValueError, match=r"p must lie in \[0, 1\]"):
-        ipdpp.IPDPPKernel(DeviceStandIn(np.array([0.5, 1.5])))
+def test_dense_kernel_on_the_cuda_path() -> None:
+    A = _features(12, 4)
+    L = A @ A.T
+    cpu = ipdpp.DenseKernel(L)
+    L32 = L.astype(np.float32)
+    L32 = (L32 + L32.T) / 2
+    cpu32 = ipdpp.DenseKernel(L32)
+    with fake_cuda() as fake:
+        K = ipdpp.DenseKernel(L)
+        assert fake.calls == ["dense_spectrum"] and K.rank == cpu.rank == 4
+        np.testing.assert_array_equal(ipdpp.greedy_map(K, 3), ipdpp.greedy_map(cpu, 3))
+        asymmetric = L.copy()
+        asymmetric[2, 5] += 1e-3 * np.abs(L).max()
+        # The backend checks symmetry itself, with the CPU library's rule and message.
+        with pytest.raises(ValueError, match=r"L must be symmetric; \|L\[2, 5\] - L\[5, 2\]\|"):
+            ipdpp.DenseKernel(asymmetric)
+        with pytest.raises(ValueError, match="L must be positive semidefinite"):
+            ipdpp.DenseKernel(np.diag([2.0, -1.0, 1.0]))
+        # A float32 input gets the float32 tolerances on every device: its rounding noise
+        # passes the PSD check and counts towards the rank as on the CPU.
+        K32 = ipdpp.DenseKernel(L32)
+        assert K32.rank == cpu32.rank and K32.eigh()[1].dtype == np.float32
+    eps32 = float(np.finfo(np.float32).eps)
+    assert _dense_tolerances(10, eps32) == (pytest.approx(10 * eps32),) * 2
 
 
-def test_balanced_subset_dispatches_to_backend(backend: list) -> None:
-    import ipdpp
+def test_ipdpp_kernel_on_the_cuda_path() -> None:
+    p = np.random.default_rng(SEED).beta(8.0, 2.0, 40)
+    cpu = ipdpp.IPDPPKernel(p)
+    with fake_cuda() as fake:
+        S = ipdpp.IPDPPKernel(p)
+        assert S.alpha == cpu.alpha and S.structural_rank() == 40
+        np.testing.assert_array_equal(
+            ipdpp.sample_k_dpp(S, 5, 20, seed=SEED, sample_offset=3),
+            ipdpp.sample_k_dpp(cpu, 5, 20, seed=SEED, sample_offset=3),
+        )
+        assert fake.calls == ["structured_sample"]
+        spectral = ipdpp.sample_k_dpp(S, 5, 20, seed=SEED, method="spectral")
+        assert fake.calls[-2:] == ["dense_spectrum", "sample sequential"]
+        np.testing.assert_array_equal(
+            spectral, ipdpp.sample_k_dpp(cpu, 5, 20, seed=SEED, method="sequential")
+        )
+        with pytest.raises(ValueError, match=r"p must lie in \[0, 1\]"):
+            ipdpp.IPDPPKernel(np.array([0.5, 1.5]))
 
-    labels = np.repeat([0, 1, 2], [8, 5, 2])
-    p = np.linspace(0.1, 0.9, labels.size)
-    device_labels, device_p = DeviceStandIn(labels), DeviceStandIn(p)
-    result = ipdpp.balanced_subset(device_labels, device_p, 3, seed=4)
-    assert result == "balanced_subset result"
-    assert backend[-1] == ("balanced_subset", (device_labels, device_p, 3, "paper", 4), {})
-    # Other modes run on host copies and come back to the device.
-    kept = ipdpp.balanced_subset(device_labels, device_p, 3, mode="random", seed=4)
-    assert isinstance(kept, DeviceStandIn)
-    expected = ipdpp.balanced_subset(labels, p, 3, mode="random", seed=4)
-    np.testing.assert_array_equal(kept.host, expected)
-    with pytest.raises(ValueError, match=r"seed must be < 2\*\*64"):
-        ipdpp.balanced_subset(device_labels, device_p, 3, seed=2**64)
 
-
-def test_to_host_converts_half_precision_and_names_unsupported_dtypes() -> None:
-    # Like the CPU path (ipdpp._arrays.as_numpy): float16/bfloat16 become float32; a dtype numpy
-    # cannot hold is a TypeError naming the argument. (torch CPU tensors take the same branch as
-    # CUDA ones here.)
-    torch = pytest.importorskip("torch")
-    host = gpu.to_host(torch.tensor([0.5, 2.0], dtype=torch.bfloat16), "p")
-    assert host.dtype == np.float32
-    np.testing.assert_array_equal(host, [0.5, 2.0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "ComplexHalf support is experimental"
-        complex_half = torch.zeros(2, dtype=torch.complex32)
-    with pytest.raises(TypeError, match="p has dtype torch.complex32"):
-        gpu.to_host(complex_half, "p")
+def test_balanced_subset_on_the_cuda_path() -> None:
+    rng = np.random.default_rng(SEED)
+    sizes = np.array([40, 25, 9, 3, 0, 12])
+    labels = rng.permutation(np.repeat(np.arange(6), sizes))
+    p = rng.uniform(0.05, 0.95, labels.size)
+    k = np.array([5, 5, 9, 5, 2, 0])
+    for mode in ("exact", "random", "greedy", "paper"):
+        expected = ipdpp.balanced_subset(labels, p, k, mode=mode, seed=7)
+        with fake_cuda() as fake:
+            kept = ipdpp.balanced_subset(labels, p, k, mode=mode, seed=7)
+        np.testing.assert_array_equal(kept, expected, err_msg=mode)
+        # Only the exact draw runs on the device; the other modes use the CPU library.
+        assert fake.calls == (["structured_sample"] if mode == "exact" else []), mode
+    for alpha in ("code", 0.01):
+        expected = ipdpp.balanced_subset(labels, p, 4, alpha=alpha, seed=1)
+        with fake_cuda():
+            kept = ipdpp.balanced_subset(labels, p, 4, alpha=alpha, seed=1)
+        np.testing.assert_array_equal(kept, expected, err_msg=str(alpha))
+    with fake_cuda() as fake:
+        empty = ipdpp.balanced_subset(np.zeros(0, int), np.zeros(0), 3)
+        assert empty.shape == (0,) and empty.dtype == np.int64 and fake.calls == []
+        assert ipdpp.balanced_subset(labels, p, 0).shape == (0,)

@@ -1,5 +1,5 @@
-"""Array interop: numpy in -> numpy out, torch CPU in -> torch out, zero-copy inputs, GPU arrays
-without the CUDA build rejected with a clear message.
+"""Array interop: numpy in -> numpy out, torch CPU in -> torch out, zero-copy inputs. (GPU arrays
+without the CUDA build: tests/test_cuda_build.py.)
 
 Zero-copy is checked through the arrays the kernels keep (documented attributes):
 ``LowRankKernel.features`` (the features as given, float32 or float64), ``DenseKernel.L`` and
@@ -116,35 +116,3 @@ def test_non_contiguous_input_is_copied_and_correct() -> None:
         ipdpp.sample_k_dpp(ipdpp.LowRankKernel(tensor), 3, 5, seed=SEED).numpy(),
         ipdpp.sample_k_dpp(K_copy, 3, 5, seed=SEED),
     )
-
-
-class FakeCudaArray:
-    """Stands in for a CuPy array / CUDA tensor: it exposes only ``__cuda_array_interface__``."""
-
-    def __init__(self, shape: tuple[int, ...], typestr: str = "<f4") -> None:
-        self.shape = shape
-        self.__cuda_array_interface__ = {
-            "shape": shape,
-            "typestr": typestr,
-            "data": (0xDEAD0000, False),
-            "strides": None,
-            "version": 3,
-        }
-
-
-def _cuda_build_present() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("ipdpp._cuda") is not None
-
-
-@pytest.mark.skipif(_cuda_build_present(), reason="ipdpp was built with CUDA")
-def test_cuda_array_without_cuda_build() -> None:
-    for make, name in [
-        (lambda: ipdpp.LowRankKernel(FakeCudaArray((10, 3))), "features"),
-        (lambda: ipdpp.LowRankKernel(features(), quality=FakeCudaArray((40,), "<f8")), "quality"),
-        (lambda: ipdpp.DenseKernel(FakeCudaArray((4, 4), "<f8")), "L"),
-        (lambda: ipdpp.IPDPPKernel(FakeCudaArray((5,))), "p"),
-    ]:
-        with pytest.raises(ValueError, match=f"{name} is a CUDA array.*without CUDA"):
-            make()
