@@ -90,18 +90,6 @@ class ArrayAdapter(Protocol):
         """A working array over memory at ``pointer`` that ``owner`` keeps alive (no copy)."""
         ...
 
-    def argsort_stable(self, x: Any) -> Any:
-        """Indices (int64 working array) that sort the 1-D ``x``, ties in input order."""
-        ...
-
-    def bincount(self, x: Any, minlength: int) -> np.ndarray:
-        """Host int64 counts of the values of the non-negative integer working array ``x``."""
-        ...
-
-    def sort(self, x: Any) -> Any:
-        """The 1-D working array ``x`` sorted ascending (a new array)."""
-        ...
-
 
 class HostArrays:
     """numpy arrays and torch CPU tensors: working arrays are numpy arrays on the host.
@@ -148,15 +136,6 @@ class HostArrays:
 
     def view(self, owner: Any, pointer: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         return np.asarray(ArrayInterfaceView(owner, pointer, shape, dtype, cuda=False))
-
-    def argsort_stable(self, x: Any) -> np.ndarray:
-        return np.argsort(x, kind="stable").astype(np.int64, copy=False)
-
-    def bincount(self, x: Any, minlength: int) -> np.ndarray:
-        return np.bincount(x, minlength=minlength).astype(np.int64, copy=False)
-
-    def sort(self, x: Any) -> np.ndarray:
-        return np.sort(x)
 
     def __repr__(self) -> str:
         return f"HostArrays({self.kind!r})"
@@ -218,16 +197,6 @@ class TorchCudaArrays:
     def view(self, owner: Any, pointer: int, shape: tuple[int, ...], dtype: Any) -> Any:
         view = ArrayInterfaceView(owner, pointer, shape, dtype, cuda=True)
         return torch_module().as_tensor(view, device=self._name())
-
-    def argsort_stable(self, x: Any) -> Any:
-        return torch_module().argsort(x, stable=True)
-
-    def bincount(self, x: Any, minlength: int) -> np.ndarray:
-        counts = torch_module().bincount(x, minlength=minlength)
-        return self.to_host(counts).astype(np.int64, copy=False)
-
-    def sort(self, x: Any) -> Any:
-        return x.sort()[0]
 
     def __repr__(self) -> str:
         return f"TorchCudaArrays({self.device})"
@@ -296,22 +265,6 @@ class CupyArrays:
         cupy = self._cupy()
         with cupy.cuda.Device(self.device):
             return cupy.asarray(ArrayInterfaceView(owner, pointer, shape, dtype, cuda=True))
-
-    def argsort_stable(self, x: Any) -> Any:
-        cupy = self._cupy()
-        with cupy.cuda.Device(self.device):
-            return cupy.argsort(x, kind="stable").astype(np.int64, copy=False)
-
-    def bincount(self, x: Any, minlength: int) -> np.ndarray:
-        cupy = self._cupy()
-        with cupy.cuda.Device(self.device):
-            counts = cupy.bincount(x, minlength=minlength)
-        return self.to_host(counts).astype(np.int64, copy=False)
-
-    def sort(self, x: Any) -> Any:
-        cupy = self._cupy()
-        with cupy.cuda.Device(self.device):
-            return cupy.sort(x)
 
     def __repr__(self) -> str:
         return f"CupyArrays({self.device})"

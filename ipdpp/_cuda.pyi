@@ -1,4 +1,4 @@
-"""Type stub of the compiled CUDA extension ipdpp._cuda (use ipdpp._cuda_backend instead).
+"""Type stub of the compiled CUDA extension ipdpp._cuda (used through ipdpp._gpu.CudaBackend).
 
 Every function takes raw device addresses (``int``), the CUDA device ordinal and a stream
 handle (``int``, e.g. ``torch.cuda.current_stream().cuda_stream``); ``quality`` / ``items`` /

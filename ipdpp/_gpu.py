@@ -10,7 +10,6 @@ allocated by the adapter, i.e. by the caller's framework on the caller's device.
 
 from __future__ import annotations
 
-import math
 from types import ModuleType
 from typing import Any
 
@@ -19,19 +18,8 @@ import numpy as np
 from ._adapters import ArrayAdapter, HostArrays
 from ._backend import StructuredKernel
 from ._cpu import CpuBackend
-from ._validation import ipdpp_alpha
 
-__all__ = ["CudaBackend", "CudaSpectrum", "choose_method", "SEQUENTIAL_MAX_BYTES"]
-
-#: ``method="auto"`` uses the fused sequential kernel when a sample's gathered eigenvectors
-#: (n x k values of the spectrum's dtype) take at most this many bytes, and the rejection kernel
-#: otherwise. Below it V_J stays in the GPU's L2 cache (50-60 MB on H100/H200), so each of the k
-#: passes costs a few microseconds and the whole device works on the sample; above it every step
-#: streams V_J from memory, while the rejection sampler's cost does not depend on n at all (and a
-#: batch runs one sample per thread block). The rule looks at (n, k, dtype) only, never at the
-#: batch size, so that ``sample_k_dpp(K, k, 5, seed=s)[3]`` equals the single draw with
-#: ``sample_offset=3``: the two kernels draw different (equally exact) samples from one seed.
-SEQUENTIAL_MAX_BYTES = 32 * 2**20
+__all__ = ["CudaBackend", "CudaSpectrum"]
 
 
 class CudaSpectrum:
@@ -56,23 +44,6 @@ class CudaSpectrum:
 
     def __repr__(self) -> str:
         return f"CudaSpectrum(n={self.n}, rank={self.rank}, dtype={self.dtype})"
-
-
-def choose_method(spectrum: CudaSpectrum, size: float, method: str) -> str:
-    """The projection kernel for ``method`` ("auto", "sequential" or "rejection").
-
-    ``size`` is k (or the expected DPP size, a property of the spectrum). "auto": see
-    :data:`SEQUENTIAL_MAX_BYTES`; the choice depends on (n, size, dtype) only, so a sample never
-    depends on the batch it was drawn in.
-    """
-    if method in ("sequential", "rejection"):
-        return method
-    if method != "auto":
-        raise ValueError(f"method must be 'auto', 'sequential' or 'rejection'; got {method!r}")
-    itemsize = 4 if spectrum.dtype == "float32" else 8
-    if spectrum.n * max(size, 1.0) * itemsize <= SEQUENTIAL_MAX_BYTES:
-        return "sequential"
-    return "rejection"
 
 
 class CudaBackend:
@@ -176,7 +147,11 @@ class CudaBackend:
         sample_offset: int,
         method: str,
     ) -> None:
-        """Runs the extension's sampler into ``out`` on the current stream (k < 0: DPP)."""
+        """Runs the extension's sampler into ``out`` on the current stream (k < 0: DPP).
+
+        The extension resolves ``method="auto"`` (from n, k or the expected DPP size, and the
+        dtype; never from the batch size, so a sample does not depend on its batch).
+        """
         self.extension.sample(
             spectrum.handle,
             k,
@@ -201,8 +176,7 @@ class CudaBackend:
         out = self.arrays.empty((num_samples, k), np.int64)
         if num_samples == 0 or k == 0:
             return out
-        chosen = choose_method(spectrum, float(k), method)
-        self._sample_into(out, spectrum, k, num_samples, seed, sample_offset, chosen)
+        self._sample_into(out, spectrum, k, num_samples, seed, sample_offset, method)
         return out
 
     def sample(
@@ -220,10 +194,7 @@ class CudaBackend:
             return []
         if width == 0:
             return [out[s] for s in range(num_samples)]
-        lam = spectrum.eigenvalues
-        expected_size = float(np.sum(lam / (1.0 + lam)))
-        chosen = choose_method(spectrum, math.ceil(expected_size), method)
-        self._sample_into(out, spectrum, -1, num_samples, seed, sample_offset, chosen)
+        self._sample_into(out, spectrum, -1, num_samples, seed, sample_offset, method)
         # Rows are the items in increasing order, then -1 padding: one host read of the sizes.
         sizes = self.arrays.to_host((out >= 0).sum(1))
         return [out[s, : int(sizes[s])] for s in range(num_samples)]
@@ -293,9 +264,10 @@ class CudaBackend:
         rtol: float,
         threads: int,
     ) -> Any:
-        """Mode "exact" without features samples every class in one launch on the device; the
-        other modes run the CPU library on host copies (moving n labels and confidences costs
-        little next to their per-class work) and the result comes back to the device."""
+        """Mode "exact" without features runs on the device (every class in one launch, class c
+        on the stream (seed, c), as the CPU library draws it); the other modes run the CPU
+        library on host copies (moving n labels and confidences costs little next to their
+        per-class work) and the result comes back to the device."""
         if mode != "exact" or features is not None:
             kept = self._host.balanced_subset(
                 self.to_host(labels),
@@ -310,20 +282,21 @@ class CudaBackend:
                 threads,
             )
             return self.from_host(kept)
-        num_classes = int(k_per_class.shape[0])
-        order = self.arrays.argsort_stable(labels)  # the items grouped by class
-        sizes = self.arrays.bincount(labels, num_classes)
-        alphas = np.array(
-            [ipdpp_alpha(alpha_power, alpha_value, int(size)) for size in sizes], dtype=np.float64
+        n = int(labels.shape[0])
+        out = self.arrays.empty((n,), np.int64)  # at most every item is kept
+        count = self.extension.balanced_subset(
+            self.arrays.pointer(labels),
+            self.arrays.pointer(p),
+            n,
+            np.ascontiguousarray(k_per_class, dtype=np.int64),
+            float(alpha_power),
+            float(alpha_value),
+            seed,
+            self.arrays.pointer(out),
+            self.arrays.device,
+            self.arrays.stream(),
         )
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        total = int(np.minimum(k_per_class, sizes).sum())
-        out = self.arrays.empty((total,), np.int64)
-        if total == 0:
-            return out
-        grouped_p = p[order]  # p in class order (a gather of n values)
-        self._structured_sample(grouped_p, order, offsets, k_per_class, alphas, 1, seed, 0, out)
-        return self.arrays.sort(out)
+        return out[: int(count)]
 
     def to_host(self, x: Any) -> np.ndarray:
         return self.arrays.to_host(x)

@@ -28,7 +28,6 @@ __all__ = [
     "k_per_class_array",
     "index_array",
     "parse_alpha",
-    "ipdpp_alpha",
     "check_int",
     "check_seed",
     "check_uint64",
@@ -194,7 +193,8 @@ def parse_alpha(alpha: Any) -> tuple[float, float]:
     """The IP-DPP coupling ``alpha`` as the C++ library's ``(alpha_power, alpha_value)``.
 
     "paper" -> (1, 0) and "code" -> (2, 0), i.e. ``alpha = N**-power`` for a kernel (or class)
-    of N items; a float > 0 -> (0, value), a fixed alpha. See :func:`ipdpp_alpha`.
+    of N items; a float > 0 -> (0, value), a fixed alpha. The formula itself is the C++
+    library's (``_core.ipdpp_alpha``), shared by every backend.
 
     Raises
     ------
@@ -215,17 +215,6 @@ def parse_alpha(alpha: Any) -> tuple[float, float]:
     if not (math.isfinite(value) and value > 0.0):
         raise ValueError(f"{_ALPHA_DOC}; got {alpha!r}")
     return 0.0, value
-
-
-def ipdpp_alpha(alpha_power: float, alpha_value: float, n: int) -> float:
-    """The coupling of an IP-DPP kernel of ``n`` items: ``alpha_value`` if > 0, else n**-power.
-
-    The formula of the C++ library (``std::pow(N_c, -alpha_power)`` per class), written with the
-    same ``pow`` so that a kernel built in Python and a class sampled in C++ use the same double.
-    """
-    if alpha_value > 0.0:
-        return alpha_value
-    return float(max(n, 1)) ** -alpha_power
 
 
 def check_int(x: Any, name: str, *, minimum: int | None = None) -> int:

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from . import _core
 from ._backend import Backend
 from ._dispatch import backend_for
 from ._frameworks import source_eps
-from ._validation import check_unit_interval, ipdpp_alpha, parse_alpha, real_array
+from ._validation import check_unit_interval, parse_alpha, real_array
 
 __all__ = ["EIGENVALUE_RTOL", "Kernel", "LowRankKernel", "DenseKernel", "IPDPPKernel"]
 
@@ -291,7 +292,7 @@ class IPDPPKernel(Kernel):
         self._p_on_device = p_on_device  # what the structured sampler reads (float64)
         array = backend.to_host(p_on_device)
         self.p: np.ndarray = array
-        self.alpha: float = ipdpp_alpha(*parse_alpha(alpha), self.n)
+        self.alpha: float = _core.ipdpp_alpha(*parse_alpha(alpha), self.n)
         total = float(array.sum())
         diagonal = 1.0 - self.alpha * array * total
         # alpha <= 1/N gives d_i >= 1 - p_i P / N >= 0 exactly; rounding can leave -1e-16.

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -22,6 +24,7 @@ import ipdpp
 from ipdpp import _core
 from ipdpp import _reference as ref
 from ipdpp._adapters import HostArrays
+from ipdpp._cpu import CpuBackend
 from ipdpp._dispatch import forced_backend
 from ipdpp._gpu import CudaBackend
 
@@ -53,6 +56,14 @@ def emulated_unavailable_reason() -> str | None:
 def emulated_backend() -> CudaBackend:
     """The CUDA backend over the CPU emulator, on numpy arrays (host addresses, no streams)."""
     return CudaBackend(importlib.import_module("ipdpp._cuda_emulated"), HostArrays("numpy"))
+
+
+@contextmanager
+def on_the_cpu() -> Iterator[None]:
+    """Within the block, calls run on the CPU backend whatever the test's device: the reference
+    a device's result is compared with."""
+    with forced_backend(CpuBackend(HostArrays("numpy"))):
+        yield
 
 
 @pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
@@ -291,6 +302,17 @@ class FakeCudaExtension:
         spectrum = _core.dense_spectrum(L64, rtol, float("inf"), psd_rtol)
         return _FakeSpectrum(spectrum, dtype, device)
 
+    def method_for(self, spectrum: _FakeSpectrum, k: int, method: str) -> str:
+        if method not in ("auto", "sequential", "rejection"):
+            raise ValueError(f"method must be 'auto', 'sequential' or 'rejection'; got '{method}'")
+        if method != "auto":
+            return method
+        size = k
+        if k < 0:  # a DPP: its expected size
+            size = math.ceil(float(np.sum(spectrum.eigenvalues / (1.0 + spectrum.eigenvalues))))
+        itemsize = np.dtype(spectrum.dtype).itemsize
+        return _core.auto_method("cuda", spectrum.n, spectrum.rank, size, itemsize)
+
     def sample(
         self,
         spectrum: _FakeSpectrum,
@@ -303,8 +325,7 @@ class FakeCudaExtension:
         stream: int,
     ) -> None:
         self.calls.append(f"sample {method}")
-        if method not in ("sequential", "rejection"):
-            raise ValueError(f"method must be 'sequential' or 'rejection'; got '{method}'")
+        method = self.method_for(spectrum, k, method)
         if k >= 0:
             result = _core.sample_k_dpp(
                 spectrum.spectrum, k, num_samples, seed, sample_offset, method, 1
@@ -316,6 +337,35 @@ class FakeCudaExtension:
         samples = _core.sample_dpp(spectrum.spectrum, num_samples, seed, sample_offset, method, 1)
         for row, items in zip(rows, samples):
             row[: len(items)] = items
+
+    def balanced_subset(
+        self,
+        labels: int,
+        p: int,
+        n: int,
+        k_per_class: np.ndarray,
+        alpha_power: float,
+        alpha_value: float,
+        seed: int,
+        out: int,
+        device: int,
+        stream: int,
+    ) -> int:
+        self.calls.append("balanced_subset")
+        kept = _core.balanced_subset(
+            np.array(host_memory(labels, (n,), np.int64)),
+            np.array(host_memory(p, (n,), np.float64)),
+            np.ascontiguousarray(k_per_class, dtype=np.int64),
+            "exact",
+            alpha_power,
+            alpha_value,
+            seed,
+            None,
+            ipdpp.EIGENVALUE_RTOL,
+            1,
+        )
+        host_memory(out, (n,), np.int64, writable=True)[: kept.size] = kept
+        return int(kept.size)
 
     def structured_sample(
         self,

@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-import types
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,12 +26,12 @@ import pytest
 from conftest import SEED, FakeCudaArray, FakeCudaExtension
 
 import ipdpp
-from ipdpp import _dispatch
+from ipdpp import _core, _dispatch
 from ipdpp._adapters import HostArrays
 from ipdpp._cpu import CpuBackend
 from ipdpp._dispatch import backend_for, forced_backend
 from ipdpp._frameworks import is_cuda_array
-from ipdpp._gpu import CudaBackend, choose_method
+from ipdpp._gpu import CudaBackend
 from ipdpp._validation import host_array
 from ipdpp.kernels import _dense_tolerances
 
@@ -165,38 +164,27 @@ def test_host_array_converts_half_precision_and_names_unsupported_dtypes() -> No
 
 
 # ----------------------------------------------------------------------------------------------
-# The GPU "auto" rule
+# The GPU "auto" rule (in the C++ library, readable without a GPU)
 # ----------------------------------------------------------------------------------------------
 
 
-def _spectrum(n: int, dtype: str = "float32") -> types.SimpleNamespace:
-    return types.SimpleNamespace(n=n, rank=256, dtype=dtype)
-
-
 @pytest.mark.parametrize(
-    "n, size, method, expected",
+    "n, size, expected",
     [
-        (100_000, 50, "auto", "sequential"),  # 20 MB of V_J (float32): stays in L2
-        (100_000, 100, "auto", "rejection"),  # 40 MB: every step would stream V_J from HBM
-        (100_000, 50, "rejection", "rejection"),
-        (1_000_000, 50, "auto", "rejection"),  # 200 MB of V_J: n-independent sampler
-        (1_000_000, 50, "sequential", "sequential"),
+        (100_000, 50, "sequential"),  # 20 MB of V_J (float32): stays in L2
+        (100_000, 100, "rejection"),  # 40 MB: every step would stream V_J from HBM
+        (1_000_000, 50, "rejection"),  # 200 MB of V_J: n-independent sampler
     ],
 )
-def test_choose_method(n: int, size: int, method: str, expected: str) -> None:
-    assert choose_method(_spectrum(n), size, method) == expected  # type: ignore[arg-type]
+def test_gpu_auto_rule(n: int, size: int, expected: str) -> None:
+    assert _core.auto_method("cuda", n, 256, size, 4) == expected
 
 
-def test_choose_method_depends_on_n_k_and_dtype() -> None:
+def test_gpu_auto_rule_depends_on_n_k_and_dtype() -> None:
     # A sample must not depend on the batch it was drawn in (sampling.py's contract), so "auto"
     # sees no num_samples; float64 halves the size that stays sequential.
-    assert choose_method(_spectrum(60_000, "float32"), 100, "auto") == "sequential"  # type: ignore[arg-type]
-    assert choose_method(_spectrum(60_000, "float64"), 100, "auto") == "rejection"  # type: ignore[arg-type]
-
-
-def test_choose_method_rejects_unknown() -> None:
-    with pytest.raises(ValueError, match="method must be"):
-        choose_method(_spectrum(10), 2, "structured")  # type: ignore[arg-type]
+    assert _core.auto_method("cuda", 60_000, 256, 100, 4) == "sequential"
+    assert _core.auto_method("cuda", 60_000, 256, 100, 8) == "rejection"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -302,7 +290,7 @@ def test_lowrank_kernel_on_the_cuda_path(dtype: type) -> None:
             for got, want in zip(dpp, ipdpp.sample_dpp(cpu, 30, seed=SEED, method=method)):
                 np.testing.assert_array_equal(got, want)
         ipdpp.sample_k_dpp(K, 2, 3, method="auto")
-        assert fake.calls[-1] == "sample sequential"  # 60 x 2 values stay in cache
+        assert fake.calls[-1] == "sample auto"  # resolved by the extension
         calls = len(fake.calls)
         assert ipdpp.sample_k_dpp(K, 0, 4).shape == (4, 0)
         assert ipdpp.sample_k_dpp(K, 3, 0).shape == (0, 3)
@@ -360,9 +348,10 @@ def test_ipdpp_kernel_on_the_cuda_path() -> None:
         )
         assert fake.calls == ["structured_sample"]
         spectral = ipdpp.sample_k_dpp(S, 5, 20, seed=SEED, method="spectral")
-        assert fake.calls[-2:] == ["dense_spectrum", "sample sequential"]
+        assert fake.calls[-2:] == ["dense_spectrum", "sample auto"]
+        method = _core.auto_method("cuda", 40, S.rank, 5, 8)
         np.testing.assert_array_equal(
-            spectral, ipdpp.sample_k_dpp(cpu, 5, 20, seed=SEED, method="sequential")
+            spectral, ipdpp.sample_k_dpp(cpu, 5, 20, seed=SEED, method=method)
         )
         with pytest.raises(ValueError, match=r"p must lie in \[0, 1\]"):
             ipdpp.IPDPPKernel(np.array([0.5, 1.5]))
@@ -380,7 +369,7 @@ def test_balanced_subset_on_the_cuda_path() -> None:
             kept = ipdpp.balanced_subset(labels, p, k, mode=mode, seed=7)
         np.testing.assert_array_equal(kept, expected, err_msg=mode)
         # Only the exact draw runs on the device; the other modes use the CPU library.
-        assert fake.calls == (["structured_sample"] if mode == "exact" else []), mode
+        assert fake.calls == (["balanced_subset"] if mode == "exact" else []), mode
     for alpha in ("code", 0.01):
         expected = ipdpp.balanced_subset(labels, p, 4, alpha=alpha, seed=1)
         with fake_cuda():
