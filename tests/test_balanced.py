@@ -1,13 +1,15 @@
-"""ipdpp.balanced_subset: per-class selection for stage 2 of long-tailed learning."""
+"""ipdpp.balanced_subset: per-class selection for stage 2 of long-tailed learning, on every device
+(labels and p on the device; mode "exact" runs there, the other modes on host copies)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 from _stats import all_k_subsets, assert_subset_distribution, count_subsets
-from conftest import to_numpy
+from conftest import on_the_cpu, to_numpy
 
 import ipdpp
 from ipdpp import _reference as ref
@@ -16,6 +18,7 @@ MODES = ["exact", "paper", "random", "greedy"]
 # Calls (one seed each) behind the per-class chi-square tests: each call draws one sample per
 # class, so this is the sample size of every per-class test.
 NUM_CALLS = 20_000
+Device = Callable[[Any], Any]
 
 
 def long_tailed_labels(n_max: int, n_min: int, num_classes: int, seed: int) -> np.ndarray:
@@ -47,29 +50,56 @@ def long_tail() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_every_mode_keeps_min_k_per_class(
-    long_tail: tuple[np.ndarray, np.ndarray], mode: str, seed: int
+    long_tail: tuple[np.ndarray, np.ndarray], mode: str, seed: int, on_device: Device
 ) -> None:
     labels, p = long_tail
     k = 100
-    kept = ipdpp.balanced_subset(labels, p, k, mode=mode, seed=seed)
+    labels_in, p_in = on_device(labels), on_device(p)
+    kept = to_numpy(ipdpp.balanced_subset(labels_in, p_in, k, mode=mode, seed=seed))
     check_balanced(kept, labels, np.full(10, k))
-    again = ipdpp.balanced_subset(labels, p, k, mode=mode, seed=seed, threads=1)
-    np.testing.assert_array_equal(kept, again)  # reproducible, whatever the thread count
+    again = ipdpp.balanced_subset(labels_in, p_in, k, mode=mode, seed=seed, threads=1)
+    np.testing.assert_array_equal(kept, to_numpy(again))  # whatever the thread count
 
 
-def test_per_class_k_array(long_tail: tuple[np.ndarray, np.ndarray], seed: int) -> None:
+def test_per_class_k_array(
+    long_tail: tuple[np.ndarray, np.ndarray], seed: int, on_device: Device
+) -> None:
     labels, p = long_tail
     k = np.array([0, 3000, 10, 200, 0, 1, 57, 500, 80, 1000])
     for mode in ("exact", "random", "greedy"):
-        check_balanced(ipdpp.balanced_subset(labels, p, k, mode=mode, seed=seed), labels, k)
+        kept = ipdpp.balanced_subset(on_device(labels), on_device(p), k, mode=mode, seed=seed)
+        check_balanced(to_numpy(kept), labels, k)
 
 
-def test_missing_classes_and_float32(seed: int) -> None:
+def test_missing_classes_and_float32(seed: int, on_device: Device) -> None:
     labels = np.array([4, 4, 1, 4, 1, 4, 4, 4])  # classes 0, 2, 3 are empty
     p = np.linspace(0.1, 0.9, labels.size).astype(np.float32)
-    kept = ipdpp.balanced_subset(labels, p, [5, 1, 5, 5, 3], seed=seed)
-    check_balanced(kept, labels, np.array([5, 1, 5, 5, 3]))
-    assert ipdpp.balanced_subset(np.zeros(0, dtype=np.int64), np.zeros(0), 3).size == 0
+    kept = ipdpp.balanced_subset(on_device(labels), on_device(p), [5, 1, 5, 5, 3], seed=seed)
+    check_balanced(to_numpy(kept), labels, np.array([5, 1, 5, 5, 3]))
+    empty = ipdpp.balanced_subset(on_device(np.zeros(0, dtype=np.int64)), on_device(np.zeros(0)), 3)
+    assert to_numpy(empty).shape == (0,) and to_numpy(empty).dtype == np.int64
+
+
+def test_exact_mode_equals_the_cpu_library(seed: int, on_device: Device) -> None:
+    # Every device draws class c from the stream (seed, c) with the same tables and walk: the
+    # same items as the CPU library, and class c's items are the structured draw with
+    # sample_offset = c on the same device.
+    rng = np.random.default_rng(seed)
+    sizes = (500 * (5 / 500) ** (np.arange(10) / 9)).astype(int)
+    labels = rng.permutation(np.repeat(np.arange(10), sizes))
+    p = rng.beta(8.0, 2.0, labels.size)
+    with on_the_cpu():
+        expected = ipdpp.balanced_subset(labels, p, 20, mode="exact", seed=7)
+    kept = to_numpy(ipdpp.balanced_subset(on_device(labels), on_device(p), 20, seed=7))
+    np.testing.assert_array_equal(kept, expected)
+    np.testing.assert_array_equal(np.bincount(labels[kept], minlength=10), np.minimum(sizes, 20))
+    for c in (0, 4, 9):
+        members = np.flatnonzero(labels == c)
+        if members.size <= 20:
+            continue
+        kernel = ipdpp.IPDPPKernel(on_device(p[members]))
+        single = ipdpp.sample_k_dpp(kernel, 20, 1, seed=7, sample_offset=c, method="structured")
+        np.testing.assert_array_equal(members[to_numpy(single)[0]], kept[labels[kept] == c])
 
 
 def _class_problems(seed: int) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
@@ -118,15 +148,16 @@ def test_random_mode_is_uniform(seed: int) -> None:
 
 @pytest.mark.parametrize("alpha", ["paper", "code", 1e-4])
 def test_exact_mode_is_the_structured_sampler_per_class(
-    long_tail: tuple[np.ndarray, np.ndarray], seed: int, alpha: str | float
+    long_tail: tuple[np.ndarray, np.ndarray], seed: int, alpha: str | float, on_device: Device
 ) -> None:
     """Class c's draw equals sample_k_dpp(IPDPPKernel(p_c), k, seed, sample_offset=c)."""
     labels, p = long_tail
     k = 60
-    kept = ipdpp.balanced_subset(labels, p, k, alpha=alpha, seed=seed)
+    kept = ipdpp.balanced_subset(on_device(labels), on_device(p), k, alpha=alpha, seed=seed)
+    kept = to_numpy(kept)
     for c in (0, 4, 8):
         members = np.flatnonzero(labels == c)
-        kernel = ipdpp.IPDPPKernel(p[members], alpha=alpha)
+        kernel = ipdpp.IPDPPKernel(on_device(p[members]), alpha=alpha)
         draw = to_numpy(
             ipdpp.sample_k_dpp(kernel, k, 1, seed=seed, sample_offset=c, method="structured")
         )[0]
@@ -222,19 +253,23 @@ def test_torch_in_torch_out(seed: int) -> None:
         ({"features": np.ones((10, 3)), "mode": "random"}, ValueError, "features are used by"),
     ],
 )
-def test_bad_input(kwargs: dict, error: type, match: str) -> None:
+def test_bad_input(kwargs: dict, error: type, match: str, on_device: Device) -> None:
+    # One message per condition, whatever the device of labels, p and features.
     args = {"labels": np.repeat([0, 1], 5), "p": np.linspace(0.1, 0.9, 10), "k_per_class": 2}
     args.update(kwargs)
+    for name in ("labels", "p", "features"):
+        if name in args:
+            args[name] = on_device(args[name])
     with pytest.raises(error, match=match):
         ipdpp.balanced_subset(args.pop("labels"), args.pop("p"), args.pop("k_per_class"), **args)
 
 
-def test_class_without_k_items_names_the_class() -> None:
-    labels = np.repeat([0, 1], [4, 6])
+def test_class_without_k_items_names_the_class(on_device: Device) -> None:
+    labels = on_device(np.repeat([0, 1], [4, 6]))
     p = np.concatenate([np.linspace(0.2, 0.8, 4), np.ones(6)])  # class 1: S = 11^T / 6, rank 1
     for mode in ("exact", "paper"):
         with pytest.raises(ValueError, match="class 1"):
-            ipdpp.balanced_subset(labels, p, 2, mode=mode)
-    features = np.ones((10, 3))  # rank-one quality-diversity kernels
+            ipdpp.balanced_subset(labels, on_device(p), 2, mode=mode)
+    features = on_device(np.ones((10, 3)))  # rank-one quality-diversity kernels
     with pytest.raises(ValueError, match="class 0.*rank"):
-        ipdpp.balanced_subset(labels, np.full(10, 0.5), 2, features=features)
+        ipdpp.balanced_subset(labels, on_device(np.full(10, 0.5)), 2, features=features)

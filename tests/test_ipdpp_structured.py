@@ -3,15 +3,18 @@
 Checked against enumeration on small ground sets (chi-square on subset counts), against the dense
 spectral path on N = 2,000 (exact inclusion probabilities from two independent formulas, and
 the empirical frequencies of both samplers), and in the regime where the elementary symmetric
-polynomials overflow double.
+polynomials overflow double; on every device (the structured sampler of the GPU walks the same
+tables with the same random stream, so it also draws the CPU's samples).
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 import pytest
 from _stats import assert_marginals, assert_subset_distribution, assert_valid_samples
-from conftest import build_kernel, to_numpy
+from conftest import build_kernel, on_the_cpu, to_numpy
 from scipy.special import logsumexp
 
 import ipdpp
@@ -19,6 +22,7 @@ from ipdpp import _core
 from ipdpp import _reference as ref
 
 NUM_SAMPLES = 20_000
+Device = Callable[[Any], Any]
 
 
 def structured_inclusion_probabilities(p: np.ndarray, alpha: float, k: int) -> np.ndarray:
@@ -78,8 +82,8 @@ def _structured(kernel: ipdpp.IPDPPKernel, k: int, num: int, seed: int, **kw: ob
 
 
 @pytest.mark.parametrize("k", [1, 3, 6])
-def test_matches_enumeration_beta_p(dtype: type, seed: int, k: int) -> None:
-    case = build_kernel("ipdpp", 8, dtype=dtype, seed=seed)
+def test_matches_enumeration_beta_p(device: str, dtype: type, seed: int, k: int) -> None:
+    case = build_kernel("ipdpp", 8, dtype=dtype, seed=seed, device=device)
     samples = _structured(case.kernel, k, NUM_SAMPLES, seed)
     assert_subset_distribution(
         samples, ref.k_dpp_subset_probabilities(case.L, k), label=f"{case.name} k={k}"
@@ -98,10 +102,10 @@ def test_matches_enumeration_beta_p(dtype: type, seed: int, k: int) -> None:
     ],
 )
 def test_matches_enumeration_ties_and_zeros(
-    dtype: type, seed: int, p: list[float], alpha: str | float, k: int
+    on_device: Device, dtype: type, seed: int, p: list[float], alpha: str | float, k: int
 ) -> None:
     p_in = np.array(p, dtype=dtype)
-    kernel = ipdpp.IPDPPKernel(p_in, alpha=alpha)
+    kernel = ipdpp.IPDPPKernel(on_device(p_in), alpha=alpha)
     L = ref.dense_from_ipdpp(p_in.astype(np.float64), alpha)
     samples = _structured(kernel, k, NUM_SAMPLES, seed)
     assert_subset_distribution(
@@ -109,10 +113,10 @@ def test_matches_enumeration_ties_and_zeros(
     )
 
 
-def test_rank_one_kernel(seed: int) -> None:
+def test_rank_one_kernel(on_device: Device, seed: int) -> None:
     # Every p_i = 1 with alpha = 1/N gives d = 0 and S = 11^T / N: rank one, so k = 1 is
     # uniform and k = 2 does not exist.
-    kernel = ipdpp.IPDPPKernel(np.ones(5))
+    kernel = ipdpp.IPDPPKernel(on_device(np.ones(5)))
     assert kernel.structural_rank() == 1
     samples = _structured(kernel, 1, NUM_SAMPLES, seed)
     assert_subset_distribution(samples, {(i,): 0.2 for i in range(5)}, label="rank one")
@@ -120,8 +124,8 @@ def test_rank_one_kernel(seed: int) -> None:
         ipdpp.sample_k_dpp(kernel, 2, seed=seed, method="structured")
 
 
-def test_zero_and_full_k(seed: int) -> None:
-    kernel = ipdpp.IPDPPKernel(np.array([0.3, 0.9, 0.6, 0.1]))
+def test_zero_and_full_k(on_device: Device, seed: int) -> None:
+    kernel = ipdpp.IPDPPKernel(on_device(np.array([0.3, 0.9, 0.6, 0.1])))
     assert to_numpy(ipdpp.sample_k_dpp(kernel, 0, 3, seed=seed, method="structured")).shape == (
         3,
         0,
@@ -132,8 +136,8 @@ def test_zero_and_full_k(seed: int) -> None:
         ipdpp.sample_k_dpp(kernel, 5, seed=seed, method="structured")
 
 
-def test_batch_equals_one_by_one_across_threads(seed: int) -> None:
-    case = build_kernel("ipdpp", 300, seed=seed)
+def test_batch_equals_one_by_one_across_threads(device: str, seed: int) -> None:
+    case = build_kernel("ipdpp", 300, seed=seed, device=device)
     batch = _structured(case.kernel, 40, 12, seed, threads=2)
     single_thread = _structured(case.kernel, 40, 12, seed, threads=1)
     np.testing.assert_array_equal(batch, single_thread)
@@ -143,10 +147,19 @@ def test_batch_equals_one_by_one_across_threads(seed: int) -> None:
     assert not np.array_equal(batch[0], batch[1])
 
 
-def test_auto_is_structured(seed: int) -> None:
-    case = build_kernel("ipdpp", 50, seed=seed)
+def test_auto_is_structured(device: str, seed: int) -> None:
+    case = build_kernel("ipdpp", 50, seed=seed, device=device)
     auto = to_numpy(ipdpp.sample_k_dpp(case.kernel, 7, 4, seed=seed))
     np.testing.assert_array_equal(auto, _structured(case.kernel, 7, 4, seed))
+
+
+def test_same_samples_as_the_cpu(on_device: Device, seed: int) -> None:
+    # Same tables, same walk, same Philox stream on every device: the draws agree (a disagreement
+    # needs a uniform within ~1e-16 of a branch boundary).
+    p = np.random.default_rng(seed).beta(8.0, 2.0, 300)
+    with on_the_cpu():
+        cpu = _structured(ipdpp.IPDPPKernel(p), 20, 50, seed)
+    np.testing.assert_array_equal(_structured(ipdpp.IPDPPKernel(on_device(p)), 20, 50, seed), cpu)
 
 
 def test_torch_input_gives_torch_output(seed: int) -> None:
@@ -173,12 +186,14 @@ def test_reference_inclusion_matches_enumeration(seed: int) -> None:
 
 
 @pytest.mark.slow
-def test_structured_versus_spectral_at_n2000(seed: int) -> None:
+@pytest.mark.emulator_heavy
+def test_structured_versus_spectral_at_n2000(on_device: Device, seed: int) -> None:
     """Exact marginals agree between the two formulas; both samplers match them empirically."""
     n, k, num = 2000, 20, 2000
-    kernel = ipdpp.IPDPPKernel(np.random.default_rng(seed).beta(8.0, 2.0, n))
+    kernel = ipdpp.IPDPPKernel(on_device(np.random.default_rng(seed).beta(8.0, 2.0, n)))
     pi_structured = structured_inclusion_probabilities(kernel.p, kernel.alpha, k)
-    pi_spectral = ipdpp.inclusion_probabilities(kernel, k)  # through the secular-equation eigh
+    # through the kernel's eigendecomposition (the secular equation on the CPU)
+    pi_spectral = to_numpy(ipdpp.inclusion_probabilities(kernel, k))
     np.testing.assert_allclose(pi_structured, pi_spectral, rtol=1e-7, atol=1e-12)
     assert pi_structured.sum() == pytest.approx(k, rel=1e-10)
     structured = _structured(kernel, k, num, seed)
@@ -187,19 +202,21 @@ def test_structured_versus_spectral_at_n2000(seed: int) -> None:
     assert_marginals(spectral, pi_structured, label="spectral sampler")
 
 
-def test_no_overflow_uniform_case(seed: int) -> None:
+@pytest.mark.emulator_heavy
+def test_no_overflow_uniform_case(on_device: Device, seed: int) -> None:
     """Equal p make every k-subset equally likely; e_k(d) ~ C(2000, 1000) ~ 1e600 overflows."""
     n, k = 2000, 1000
-    kernel = ipdpp.IPDPPKernel(np.full(n, 0.7))
+    kernel = ipdpp.IPDPPKernel(on_device(np.full(n, 0.7)))
     samples = _structured(kernel, k, 200, seed)
     assert_marginals(samples, np.full(n, k / n), label="uniform, N=2000 k=1000")
 
 
-def test_no_overflow_heterogeneous_p(seed: int) -> None:
+@pytest.mark.emulator_heavy
+def test_no_overflow_heterogeneous_p(on_device: Device, seed: int) -> None:
     """Beta(8, 2) confidences where e_k(d) overflows double: marginals against the exact ones."""
     n, k = 1200, 400
     p = np.random.default_rng(seed).beta(8.0, 2.0, n)
-    kernel = ipdpp.IPDPPKernel(p)
+    kernel = ipdpp.IPDPPKernel(on_device(p))
     pi = structured_inclusion_probabilities(p, kernel.alpha, k)
     assert pi.sum() == pytest.approx(k, rel=1e-9)
     assert_marginals(_structured(kernel, k, 400, seed), pi, label="Beta(8,2), N=1200 k=400")
@@ -213,14 +230,14 @@ def test_low_confidence_items_are_favoured(seed: int) -> None:
     assert np.all(np.diff(pi) < 0)
 
 
-def test_log_space_fallback(seed: int) -> None:
+def test_log_space_fallback(on_device: Device, seed: int) -> None:
     """Rows spanning > 1e570 (100 items with d ~ 1e-16) force the log-space tables.
 
     p in {1, 0.5} keeps sum(p) = 200 exact, so the reference computes the very same d_i.
     """
     p = np.concatenate([np.ones(100), np.full(200, 0.5)])
     alpha = (1.0 - 2.0**-52) / 200.0
-    kernel = ipdpp.IPDPPKernel(p, alpha=alpha)
+    kernel = ipdpp.IPDPPKernel(on_device(p), alpha=alpha)
     assert 0.0 < kernel.diagonal[0] < 1e-15
     pi = structured_inclusion_probabilities(p, alpha, 150)
     assert pi.sum() == pytest.approx(150, rel=1e-9)
