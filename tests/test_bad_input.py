@@ -1,7 +1,8 @@
 """Every bad input raises ValueError / TypeError with a message that names the argument.
 
 Each case states the exception type and a regular expression the message must match (at least the
-argument's name). None of them may crash the interpreter: they run in this process.
+argument's name), and runs on every device with the same expectation: one message per condition.
+None of them may crash the interpreter: they run in this process.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ RNG = np.random.default_rng(7)
 B = RNG.standard_normal((6, 3))
 L_GOOD = B @ B.T + np.eye(6)
 P_GOOD = RNG.uniform(0.1, 0.9, 6)
+Device = Callable[[Any], Any]
 
 
 def _with(array: np.ndarray, index: tuple[int, ...], value: float) -> np.ndarray:
@@ -36,115 +38,180 @@ def _indefinite() -> np.ndarray:
 
 
 # (id, constructor call, exception type, message pattern)
-KERNEL_CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
+KERNEL_CASES: list[tuple[str, Callable[[Device], Any], type[Exception], str]] = [
     (
         "features-nan",
-        lambda: ipdpp.LowRankKernel(_with(B, (2, 1), np.nan)),
+        lambda dev: ipdpp.LowRankKernel(dev(_with(B, (2, 1), np.nan))),
         ValueError,
         "features.*NaN",
     ),
     (
         "features-inf",
-        lambda: ipdpp.LowRankKernel(_with(B, (0, 0), np.inf)),
+        lambda dev: ipdpp.LowRankKernel(dev(_with(B, (0, 0), np.inf))),
         ValueError,
         "features.*Inf",
     ),
     (
         "features-neg-inf",
-        lambda: ipdpp.LowRankKernel(_with(B, (5, 2), -np.inf)),
+        lambda dev: ipdpp.LowRankKernel(dev(_with(B, (5, 2), -np.inf))),
         ValueError,
         "features",
     ),
-    ("features-1d", lambda: ipdpp.LowRankKernel(B[:, 0].copy()), ValueError, r"features.*\(n, d\)"),
-    ("features-3d", lambda: ipdpp.LowRankKernel(B[None]), ValueError, "features"),
-    ("features-0d", lambda: ipdpp.LowRankKernel(np.float64(1.0)), ValueError, "features"),
-    ("features-empty", lambda: ipdpp.LowRankKernel(np.zeros((0, 3))), ValueError, "features"),
+    (
+        "features-1d",
+        lambda dev: ipdpp.LowRankKernel(dev(B[:, 0].copy())),
+        ValueError,
+        r"features.*\(n, d\)",
+    ),
+    ("features-3d", lambda dev: ipdpp.LowRankKernel(dev(B[None])), ValueError, "features"),
+    ("features-0d", lambda dev: ipdpp.LowRankKernel(dev(np.float64(1.0))), ValueError, "features"),
+    (
+        "features-empty",
+        lambda dev: ipdpp.LowRankKernel(dev(np.zeros((0, 3)))),
+        ValueError,
+        "features",
+    ),
     (
         "features-int",
-        lambda: ipdpp.LowRankKernel(np.ones((4, 2), dtype=np.int64)),
+        lambda dev: ipdpp.LowRankKernel(dev(np.ones((4, 2), dtype=np.int64))),
         TypeError,
         "features",
     ),
     (
         "features-bool",
-        lambda: ipdpp.LowRankKernel(np.ones((4, 2), dtype=bool)),
+        lambda dev: ipdpp.LowRankKernel(dev(np.ones((4, 2), dtype=bool))),
         TypeError,
         "features",
     ),
     (
         "features-complex",
-        lambda: ipdpp.LowRankKernel(B.astype(np.complex128)),
+        lambda dev: ipdpp.LowRankKernel(dev(B.astype(np.complex128))),
         TypeError,
         "features",
     ),
     (
         "features-object",
-        lambda: ipdpp.LowRankKernel(np.array([["a", "b"]], dtype=object)),
+        lambda dev: ipdpp.LowRankKernel(dev(np.array([["a", "b"]], dtype=object))),
         TypeError,
         "features",
     ),
-    ("features-string", lambda: ipdpp.LowRankKernel("abc"), TypeError, "features"),
+    ("features-string", lambda dev: ipdpp.LowRankKernel(dev("abc")), TypeError, "features"),
     (
         "quality-negative",
-        lambda: ipdpp.LowRankKernel(B, quality=_with(np.ones(6), (3,), -0.1)),
+        lambda dev: ipdpp.LowRankKernel(dev(B), quality=dev(_with(np.ones(6), (3,), -0.1))),
         ValueError,
         "quality",
     ),
     (
         "quality-nan",
-        lambda: ipdpp.LowRankKernel(B, quality=_with(np.ones(6), (1,), np.nan)),
+        lambda dev: ipdpp.LowRankKernel(dev(B), quality=dev(_with(np.ones(6), (1,), np.nan))),
         ValueError,
         "quality",
     ),
     (
         "quality-inf",
-        lambda: ipdpp.LowRankKernel(B, quality=_with(np.ones(6), (1,), np.inf)),
+        lambda dev: ipdpp.LowRankKernel(dev(B), quality=dev(_with(np.ones(6), (1,), np.inf))),
         ValueError,
         "quality",
     ),
     (
         "quality-short",
-        lambda: ipdpp.LowRankKernel(B, quality=np.ones(5)),
+        lambda dev: ipdpp.LowRankKernel(dev(B), quality=dev(np.ones(5))),
         ValueError,
         r"quality.*\(6,\)",
     ),
-    ("quality-2d", lambda: ipdpp.LowRankKernel(B, quality=np.ones((6, 1))), ValueError, "quality"),
+    (
+        "quality-2d",
+        lambda dev: ipdpp.LowRankKernel(dev(B), quality=dev(np.ones((6, 1)))),
+        ValueError,
+        "quality",
+    ),
     (
         "quality-complex",
-        lambda: ipdpp.LowRankKernel(B, quality=np.ones(6, dtype=complex)),
+        lambda dev: ipdpp.LowRankKernel(dev(B), quality=dev(np.ones(6, dtype=complex))),
         TypeError,
         "quality",
     ),
-    ("L-nan", lambda: ipdpp.DenseKernel(_with(L_GOOD, (1, 1), np.nan)), ValueError, r"\bL\b"),
-    ("L-inf", lambda: ipdpp.DenseKernel(_with(L_GOOD, (0, 0), np.inf)), ValueError, r"\bL\b"),
-    ("L-not-square", lambda: ipdpp.DenseKernel(np.ones((3, 4))), ValueError, r"\bL\b.*\(n, n\)"),
-    ("L-1d", lambda: ipdpp.DenseKernel(np.ones(4)), ValueError, r"\bL\b"),
-    ("L-empty", lambda: ipdpp.DenseKernel(np.zeros((0, 0))), ValueError, r"\bL\b"),
-    ("L-asymmetric", lambda: ipdpp.DenseKernel(_asymmetric()), ValueError, r"\bL\b.*symmetric"),
-    ("L-indefinite", lambda: ipdpp.DenseKernel(_indefinite()), ValueError, r"\bL\b.*semidefinite"),
-    ("L-int", lambda: ipdpp.DenseKernel(np.eye(3, dtype=np.int32)), TypeError, r"\bL\b"),
-    ("L-complex", lambda: ipdpp.DenseKernel(np.eye(3, dtype=np.complex64)), TypeError, r"\bL\b"),
+    (
+        "L-nan",
+        lambda dev: ipdpp.DenseKernel(dev(_with(L_GOOD, (1, 1), np.nan))),
+        ValueError,
+        r"\bL\b",
+    ),
+    (
+        "L-inf",
+        lambda dev: ipdpp.DenseKernel(dev(_with(L_GOOD, (0, 0), np.inf))),
+        ValueError,
+        r"\bL\b",
+    ),
+    (
+        "L-not-square",
+        lambda dev: ipdpp.DenseKernel(dev(np.ones((3, 4)))),
+        ValueError,
+        r"\bL\b.*\(n, n\)",
+    ),
+    ("L-1d", lambda dev: ipdpp.DenseKernel(dev(np.ones(4))), ValueError, r"\bL\b"),
+    ("L-empty", lambda dev: ipdpp.DenseKernel(dev(np.zeros((0, 0)))), ValueError, r"\bL\b"),
+    (
+        "L-asymmetric",
+        lambda dev: ipdpp.DenseKernel(dev(_asymmetric())),
+        ValueError,
+        r"\bL\b.*symmetric",
+    ),
+    (
+        "L-indefinite",
+        lambda dev: ipdpp.DenseKernel(dev(_indefinite())),
+        ValueError,
+        r"\bL\b.*semidefinite",
+    ),
+    ("L-int", lambda dev: ipdpp.DenseKernel(dev(np.eye(3, dtype=np.int32))), TypeError, r"\bL\b"),
+    (
+        "L-complex",
+        lambda dev: ipdpp.DenseKernel(dev(np.eye(3, dtype=np.complex64))),
+        TypeError,
+        r"\bL\b",
+    ),
     (
         "p-above-one",
-        lambda: ipdpp.IPDPPKernel(_with(P_GOOD, (2,), 1.5)),
+        lambda dev: ipdpp.IPDPPKernel(dev(_with(P_GOOD, (2,), 1.5))),
         ValueError,
         r"\bp\b.*\[0, 1\]",
     ),
     (
         "p-negative",
-        lambda: ipdpp.IPDPPKernel(_with(P_GOOD, (0,), -0.01)),
+        lambda dev: ipdpp.IPDPPKernel(dev(_with(P_GOOD, (0,), -0.01))),
         ValueError,
         r"\bp\b.*\[0, 1\]",
     ),
-    ("p-nan", lambda: ipdpp.IPDPPKernel(_with(P_GOOD, (4,), np.nan)), ValueError, r"\bp\b"),
-    ("p-2d", lambda: ipdpp.IPDPPKernel(P_GOOD[None]), ValueError, r"\bp\b.*\(N,\)"),
-    ("p-empty", lambda: ipdpp.IPDPPKernel(np.zeros(0)), ValueError, r"\bp\b"),
-    ("p-int", lambda: ipdpp.IPDPPKernel(np.array([0, 1, 1])), TypeError, r"\bp\b"),
-    ("alpha-unknown", lambda: ipdpp.IPDPPKernel(P_GOOD, alpha="papers"), ValueError, "alpha"),
-    ("alpha-zero", lambda: ipdpp.IPDPPKernel(P_GOOD, alpha=0.0), ValueError, "alpha"),
-    ("alpha-negative", lambda: ipdpp.IPDPPKernel(P_GOOD, alpha=-1.0), ValueError, "alpha"),
-    ("alpha-nan", lambda: ipdpp.IPDPPKernel(P_GOOD, alpha=float("nan")), ValueError, "alpha"),
-    ("alpha-too-large", lambda: ipdpp.IPDPPKernel(np.ones(4), alpha=1.0), ValueError, "alpha"),
+    (
+        "p-nan",
+        lambda dev: ipdpp.IPDPPKernel(dev(_with(P_GOOD, (4,), np.nan))),
+        ValueError,
+        r"\bp\b",
+    ),
+    ("p-2d", lambda dev: ipdpp.IPDPPKernel(dev(P_GOOD[None])), ValueError, r"\bp\b.*\(N,\)"),
+    ("p-empty", lambda dev: ipdpp.IPDPPKernel(dev(np.zeros(0))), ValueError, r"\bp\b"),
+    ("p-int", lambda dev: ipdpp.IPDPPKernel(dev(np.array([0, 1, 1]))), TypeError, r"\bp\b"),
+    (
+        "alpha-unknown",
+        lambda dev: ipdpp.IPDPPKernel(dev(P_GOOD), alpha="papers"),
+        ValueError,
+        "alpha",
+    ),
+    ("alpha-zero", lambda dev: ipdpp.IPDPPKernel(dev(P_GOOD), alpha=0.0), ValueError, "alpha"),
+    ("alpha-negative", lambda dev: ipdpp.IPDPPKernel(dev(P_GOOD), alpha=-1.0), ValueError, "alpha"),
+    (
+        "alpha-nan",
+        lambda dev: ipdpp.IPDPPKernel(dev(P_GOOD), alpha=float("nan")),
+        ValueError,
+        "alpha",
+    ),
+    (
+        "alpha-too-large",
+        lambda dev: ipdpp.IPDPPKernel(dev(np.ones(4)), alpha=1.0),
+        ValueError,
+        "alpha",
+    ),
 ]
 
 
@@ -152,15 +219,17 @@ KERNEL_CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("make", "error", "pattern"),
     [pytest.param(make, error, pattern, id=name) for name, make, error, pattern in KERNEL_CASES],
 )
-def test_bad_kernel_input(make: Callable[[], Any], error: type[Exception], pattern: str) -> None:
+def test_bad_kernel_input(
+    make: Callable[[Device], Any], error: type[Exception], pattern: str, on_device: Device
+) -> None:
     with pytest.raises(error, match=pattern):
-        kernel = make()
+        kernel = make(on_device)
         kernel.rank  # noqa: B018 - some checks may run with the eigendecomposition
 
 
-@pytest.fixture(scope="module")
-def kernel() -> ipdpp.LowRankKernel:
-    return ipdpp.LowRankKernel(B)  # n = 6, rank 3
+@pytest.fixture
+def kernel(on_device: Device) -> ipdpp.LowRankKernel:
+    return ipdpp.LowRankKernel(on_device(B))  # n = 6, rank 3
 
 
 # (id, call on the rank-3 kernel, exception type, message pattern)
@@ -238,9 +307,9 @@ def test_bad_call_input(
         call(kernel)
 
 
-def test_ipdpp_k_above_rank_states_the_rank() -> None:
+def test_ipdpp_k_above_rank_states_the_rank(on_device: Device) -> None:
     # p = 1 everywhere with alpha = 1/N: S = (1/N) 1 1^T has rank 1, whichever sampler runs.
-    K = ipdpp.IPDPPKernel(np.ones(4))
+    K = ipdpp.IPDPPKernel(on_device(np.ones(4)))
     for method in ("auto", "structured", "spectral"):
         with pytest.raises(ValueError, match="rank.*1"):
             ipdpp.sample_k_dpp(K, 2, method=method)
@@ -262,4 +331,4 @@ def test_kernel_still_usable_after_errors(kernel: ipdpp.LowRankKernel) -> None:
         with pytest.raises(ValueError, match=message):
             ipdpp.sample_k_dpp(kernel, bad_k)
     samples = ipdpp.sample_k_dpp(kernel, 3, 5, seed=1)
-    assert samples.shape == (5, 3)
+    assert tuple(samples.shape) == (5, 3)

@@ -33,11 +33,14 @@ def assert_greedy_path(L: np.ndarray, path: np.ndarray) -> None:
 
 @pytest.mark.parametrize("kind", ["lowrank", "lowrank_quality", "dense", "ipdpp"])
 @pytest.mark.parametrize("n", [6, 12])
-def test_greedy_path_is_brute_force_argmax(kind: str, n: int, dtype: type, seed: int) -> None:
+def test_greedy_path_is_brute_force_argmax(
+    kind: str, n: int, dtype: type, seed: int, device: str
+) -> None:
     # A rank-deficient dense L rounded to float32 is not PSD within EIGENVALUE_RTOL; keep the
-    # dense case full rank (the low-rank cases cover rank deficiency).
+    # dense case full rank (the low-rank cases cover rank deficiency). On a GPU the greedy steps
+    # run on host copies and the path comes back to the device.
     rank = n + 2 if kind == "dense" else None
-    case = build_kernel(kind, n, dtype=dtype, seed=seed + n, rank=rank)
+    case = build_kernel(kind, n, dtype=dtype, seed=seed + n, rank=rank, device=device)
     for k in range(0, case.kernel.rank + 1 if kind != "ipdpp" else n + 1):
         path = to_numpy(ipdpp.greedy_map(case.kernel, k))
         assert path.dtype == np.int64 and path.shape == (k,)

@@ -8,8 +8,15 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-from _stats import all_k_subsets, all_subsets, assert_marginals, assert_valid_samples
-from conftest import KernelCase, build_kernel, to_numpy
+from _stats import (
+    MARGINAL_Z,
+    all_k_subsets,
+    all_subsets,
+    assert_marginals,
+    assert_valid_samples,
+    inclusion_frequencies,
+)
+from conftest import KernelCase, build_kernel, on_the_cpu, to_numpy
 
 import ipdpp
 from ipdpp import _reference as ref
@@ -81,6 +88,70 @@ def test_dpp_frequencies_match_inclusion_probabilities(
     samples = to_numpy(ipdpp.sample_dpp(case.kernel, num_samples, seed=seed, method=method))
     assert_valid_samples(samples, n)
     assert_marginals(samples, pi, label=f"DPP {case.name} method={method}")
+
+
+@pytest.mark.parametrize("method", ["sequential", "rejection"])
+def test_float32_k_dpp_frequencies_match_inclusion_probabilities(
+    device: str, seed: int, method: str
+) -> None:
+    # float32 features keep float32 eigenvectors on a GPU: the samplers must stay exact.
+    n, k = 400, 12
+    case = build_kernel("lowrank_quality", n, rank=30, dtype=np.float32, device=device)
+    expected = ref.k_dpp_inclusion_probabilities(case.L, k)
+    samples = to_numpy(ipdpp.sample_k_dpp(case.kernel, k, 4_000, seed=seed, method=method))
+    assert_valid_samples(samples, n, k)
+    assert_marginals(samples, expected, label=f"k-DPP {case.name} k={k} method={method}")
+
+
+@pytest.mark.emulator_heavy
+def test_sequential_sampler_on_a_large_ground_set(
+    on_device: Callable[[Any], Any], seed: int
+) -> None:
+    # n = 20,000: on a GPU one sample is spread over many thread blocks (the cross-block race
+    # and the per-block Gram-Schmidt copies), so a fault favours or starves whole runs of items.
+    # With 600 samples an item is expected 0.04 to 0.8 times, too rarely for per-item z-scores
+    # (an exact sampler would put ~35 items beyond 5 SE); runs of 200 consecutive items are
+    # expected ~50 times each. DPP inclusions are negatively associated, so a run's count varies
+    # at most as a sum of independent Bernoulli variables: a conservative z-score.
+    B = np.random.default_rng(seed).standard_normal((20_000, 16)).astype(np.float32)
+    K = ipdpp.LowRankKernel(on_device(B))
+    draws = [
+        to_numpy(ipdpp.sample_k_dpp(K, 8, 4, seed=seed, sample_offset=4 * i, method="sequential"))
+        for i in range(150)
+    ]
+    samples = np.concatenate(draws)
+    assert_valid_samples(samples, 20_000, 8)
+    with on_the_cpu():
+        exact = ipdpp.inclusion_probabilities(ipdpp.LowRankKernel(B), 8)
+    runs = (-1, 200)
+    observed = inclusion_frequencies(samples, 20_000).reshape(runs).sum(axis=1)
+    expected = exact.reshape(runs).sum(axis=1)
+    variance_bound = (exact * (1.0 - exact)).reshape(runs).sum(axis=1) / len(samples)
+    z = np.abs(observed - expected) / np.sqrt(variance_bound)
+    assert z.max() <= MARGINAL_Z, f"items {200 * z.argmax()}.. : z = {z.max():.2f}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "n", "rank", "dtype"),
+    [
+        ("lowrank_quality", 300, 24, np.float32),
+        ("lowrank_quality", 300, 24, np.float64),
+        # float32 rounding of a rank-deficient dense L adds eigenvalues above the cut-off
+        ("dense", 40, 10, np.float64),
+    ],
+)
+def test_eigh_matches_numpy_at_moderate_size(
+    device: str, seed: int, kind: str, n: int, rank: int, dtype: Any
+) -> None:
+    case = build_kernel(kind, n, rank=rank, dtype=dtype, seed=seed, device=device)
+    lam, V = (np.asarray(to_numpy(a)) for a in case.kernel.eigh())
+    assert lam.size == rank
+    expected = np.linalg.eigvalsh(case.L)[-rank:]
+    np.testing.assert_allclose(lam, expected, rtol=1e-9, atol=1e-9 * expected.max())
+    tol = 1e-10 if V.dtype == np.float64 else 1e-5
+    V = V.astype(np.float64)
+    np.testing.assert_allclose(V.T @ V, np.eye(rank), atol=tol)
+    np.testing.assert_allclose((V * lam) @ V.T, case.L, atol=tol * 10 * np.abs(case.L).max())
 
 
 # --- exact utilities on small kernels ----------------------------------------------------------

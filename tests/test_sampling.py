@@ -113,6 +113,36 @@ def test_batch_equals_one_by_one(
         np.testing.assert_array_equal(single[0], dpp_batch[i], err_msg=f"DPP sample {i}")
 
 
+@pytest.mark.parametrize("method", ["sequential", "rejection", "auto"])
+def test_batch_equals_one_by_one_large_kernel(
+    on_device: Callable[[Any], Any], seed: int, method: str
+) -> None:
+    # n large enough that a GPU spreads one sample over many blocks, and a DPP batch whose
+    # samples have different sizes: the largest one (which sizes the batch's buffers) must not
+    # change the others.
+    rng = np.random.default_rng(seed)
+    B = rng.standard_normal((3_000, 20)).astype(np.float32)
+    q = rng.uniform(0.3, 2.0, 3_000)
+    K = ipdpp.LowRankKernel(on_device(B), quality=on_device(q))
+
+    def draw(num: int, offset: int) -> np.ndarray:
+        return to_numpy(
+            ipdpp.sample_k_dpp(K, 10, num, seed=seed, sample_offset=offset, method=method)
+        )
+
+    batch = draw(6, 5)
+    for i in range(6):
+        np.testing.assert_array_equal(batch[i], draw(1, 5 + i)[0])
+    np.testing.assert_array_equal(batch, draw(6, 5))
+    # Eigenvalues ~ 1 spread the DPP sizes.
+    K = ipdpp.LowRankKernel(on_device(B / np.float32(np.sqrt(3_000))), quality=on_device(q))
+    dpp_batch = to_numpy(ipdpp.sample_dpp(K, 8, seed=seed, sample_offset=2, method=method))
+    assert len({row.shape[0] for row in dpp_batch}) > 1
+    for i in range(8):
+        single = ipdpp.sample_dpp(K, 1, seed=seed, sample_offset=2 + i, method=method)[0]
+        np.testing.assert_array_equal(dpp_batch[i], to_numpy(single))
+
+
 @pytest.mark.parametrize(("kind", "method"), KERNEL_METHODS)
 def test_seed_reproducibility(
     make_kernel: Callable[..., KernelCase], seed: int, kind: str, method: str
