@@ -69,6 +69,7 @@ def test_extreme_spectrum_rank_and_eigh(extreme_features: np.ndarray, on_device:
     np.testing.assert_allclose(V.T @ V, np.eye(K.rank), atol=1e-6)
 
 
+@pytest.mark.emulator_heavy
 @pytest.mark.parametrize("method", METHODS)
 def test_extreme_spectrum_k_dpp(
     extreme_features: np.ndarray, method: str, on_device: Device
@@ -91,6 +92,7 @@ def test_extreme_spectrum_k_dpp(
     )
 
 
+@pytest.mark.emulator_heavy
 def test_extreme_spectrum_dpp(extreme_features: np.ndarray, on_device: Device) -> None:
     K = ipdpp.LowRankKernel(on_device(extreme_features))
     pi = np.asarray(to_numpy(ipdpp.inclusion_probabilities(K)))
@@ -143,6 +145,7 @@ def test_k_equals_rank_takes_the_whole_support(method: str, on_device: Device) -
         ipdpp.sample_k_dpp(K, 6)
 
 
+@pytest.mark.emulator_heavy
 @pytest.mark.parametrize("method", METHODS)
 def test_k_equals_rank_distribution(method: str, on_device: Device) -> None:
     # k = rank on a kernel with n > rank: a projection DPP with a genuinely random outcome.
@@ -166,6 +169,7 @@ def duplicated_features() -> np.ndarray:
     return B
 
 
+@pytest.mark.emulator_heavy
 @pytest.mark.parametrize("kernel_type", ["lowrank", "dense"])
 def test_duplicate_rows(kernel_type: str, on_device: Device) -> None:
     B = duplicated_features()
@@ -204,6 +208,7 @@ def test_k_equals_rank_with_twin_rows(method: str, on_device: Device) -> None:
 # --- n = 1 -----------------------------------------------------------------------------------
 
 
+@pytest.mark.emulator_heavy
 def test_single_item(on_device: Device) -> None:
     K = ipdpp.LowRankKernel(on_device(np.array([[2.0]])))  # L = [[4]]
     assert K.n == 1 and K.rank == 1
@@ -233,6 +238,7 @@ def test_single_item_dense_and_ipdpp(on_device: Device) -> None:
 # --- zero quality ----------------------------------------------------------------------------
 
 
+@pytest.mark.emulator_heavy
 @pytest.mark.parametrize("method", METHODS)
 def test_zero_quality_items_never_chosen(method: str, on_device: Device) -> None:
     rng = np.random.default_rng(SEED)
@@ -263,6 +269,7 @@ def test_all_but_k_zero_quality(on_device: Device) -> None:
     )
 
 
+@pytest.mark.emulator_heavy
 def test_ipdpp_zero_and_one_probabilities(on_device: Device) -> None:
     # p_i = 0 decouples item i (S_ii = 1); p = 1 everywhere with alpha = 1/N gives d_i = 0.
     p = np.array([0.0, 0.9, 0.0, 0.7, 1.0, 0.95])
@@ -281,6 +288,7 @@ def test_ipdpp_zero_and_one_probabilities(on_device: Device) -> None:
 # --- float32 ---------------------------------------------------------------------------------
 
 
+@pytest.mark.emulator_heavy
 def test_float32_wide_spectrum(on_device: Device) -> None:
     # float32 features whose dual Gram spans 1e-6 .. 1e6; the float64 reference uses the same
     # (rounded) values.

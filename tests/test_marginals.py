@@ -62,6 +62,7 @@ def large_case(device: str, kind: str, n: int, k: int | None) -> tuple[KernelCas
     return _LARGE_CACHE[key]
 
 
+@pytest.mark.emulator_heavy
 @pytest.mark.parametrize(("kind", "method"), KIND_METHODS)
 def test_k_dpp_frequencies_match_inclusion_probabilities(
     device: str, seed: int, kind: str, method: str
@@ -76,6 +77,7 @@ def test_k_dpp_frequencies_match_inclusion_probabilities(
     assert_marginals(samples, pi, label=f"k-DPP {case.name} k={k} method={method}")
 
 
+@pytest.mark.emulator_heavy
 @pytest.mark.parametrize(("kind", "method"), KIND_METHODS)
 def test_dpp_frequencies_match_inclusion_probabilities(
     device: str, seed: int, kind: str, method: str
@@ -90,6 +92,7 @@ def test_dpp_frequencies_match_inclusion_probabilities(
     assert_marginals(samples, pi, label=f"DPP {case.name} method={method}")
 
 
+@pytest.mark.emulator_heavy
 @pytest.mark.parametrize("method", ["sequential", "rejection"])
 def test_float32_k_dpp_frequencies_match_inclusion_probabilities(
     device: str, seed: int, method: str

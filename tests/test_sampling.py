@@ -54,6 +54,7 @@ def _case(make_kernel: Callable[..., KernelCase], name: str, dtype: type) -> Ker
     return make_kernel(kind, n, dtype=dtype, rank=rank)
 
 
+@pytest.mark.emulator_heavy
 @pytest.mark.parametrize(("kind", "method", "k"), KERNEL_METHOD_K)
 def test_k_dpp_exact_distribution(
     make_kernel: Callable[..., KernelCase], dtype: type, seed: int, kind: str, method: str, k: int
@@ -70,6 +71,7 @@ def test_k_dpp_exact_distribution(
     )
 
 
+@pytest.mark.emulator_heavy
 @pytest.mark.parametrize(("kind", "method"), KERNEL_METHODS)
 def test_dpp_exact_distribution(
     make_kernel: Callable[..., KernelCase], dtype: type, seed: int, kind: str, method: str
@@ -113,6 +115,7 @@ def test_batch_equals_one_by_one(
         np.testing.assert_array_equal(single[0], dpp_batch[i], err_msg=f"DPP sample {i}")
 
 
+@pytest.mark.emulator_heavy
 @pytest.mark.parametrize("method", ["sequential", "rejection", "auto"])
 def test_batch_equals_one_by_one_large_kernel(
     on_device: Callable[[Any], Any], seed: int, method: str
@@ -143,6 +146,7 @@ def test_batch_equals_one_by_one_large_kernel(
         np.testing.assert_array_equal(dpp_batch[i], to_numpy(single))
 
 
+@pytest.mark.emulator_heavy
 @pytest.mark.parametrize(("kind", "method"), KERNEL_METHODS)
 def test_seed_reproducibility(
     make_kernel: Callable[..., KernelCase], seed: int, kind: str, method: str
@@ -165,6 +169,7 @@ def test_seed_reproducibility(
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.emulator_heavy
 @pytest.mark.parametrize(("kind", "method"), KERNEL_METHODS)
 def test_thread_count_does_not_change_samples(
     make_kernel: Callable[..., KernelCase], seed: int, kind: str, method: str
@@ -209,6 +214,7 @@ def test_seed_and_offset_span_uint64(make_kernel: Callable[..., KernelCase]) -> 
     )
 
 
+@pytest.mark.emulator_heavy
 def test_concurrent_calls_match_serial(make_kernel: Callable[..., KernelCase], seed: int) -> None:
     # Several Python threads sample from one fresh kernel at once (the GIL is released and the
     # kernel builds its per-k tables lazily): every call must equal the same call made serially.
