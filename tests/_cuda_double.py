@@ -93,12 +93,21 @@ class FakeCudaExtension:
         return _FakeSpectrum(_core.lowrank_spectrum(B, q, rtol), dtype, device)
 
     def dense_spectrum(
-        self, L: int, dtype: str, n: int, rtol: float, psd_rtol: float, device: int, stream: int
+        self,
+        L: int,
+        dtype: str,
+        n: int,
+        rtol: float,
+        psd_rtol: float,
+        device: int,
+        stream: int,
+        symmetry_rtol: float = -1.0,
     ) -> _FakeSpectrum:
         self.calls.append("dense_spectrum")
         L64 = np.array(host_memory(L, (n, n), dtype), dtype=np.float64)
-        # Symmetry is the caller's check, as in the extension.
-        spectrum = _core.dense_spectrum(L64, rtol, float("inf"), psd_rtol)
+        # symmetry_rtol < 0: the extension does not check symmetry.
+        symmetry = float("inf") if symmetry_rtol < 0 else symmetry_rtol
+        spectrum = _core.dense_spectrum(L64, rtol, symmetry, psd_rtol)
         return _FakeSpectrum(spectrum, dtype, device)
 
     def method_for(self, spectrum: _FakeSpectrum, k: int, method: str) -> str:

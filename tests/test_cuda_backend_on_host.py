@@ -2,8 +2,8 @@
 
 ``ipdpp._gpu.CudaBackend`` runs over ``FakeCudaExtension`` (tests/_cuda_double.py), which
 implements the extension's API with the CPU library on host addresses. These tests check what the
-backend does around the kernels (addresses, shapes, output allocation, DPP padding, the symmetry
-check, the method passed on, host fallbacks) and that it returns what the CPU backend returns.
+backend does around the kernels (addresses, shapes, output allocation, DPP padding, the tolerances
+and the method it passes on, host fallbacks) and that it returns what the CPU backend returns.
 tests/test_gpu.py and the device-parametrised suite run the real kernels.
 """
 
@@ -92,7 +92,7 @@ def test_dense_kernel_on_the_cuda_path() -> None:
         np.testing.assert_array_equal(ipdpp.greedy_map(K, 3), ipdpp.greedy_map(cpu, 3))
         asymmetric = L.copy()
         asymmetric[2, 5] += 1e-3 * np.abs(L).max()
-        # The backend checks symmetry itself, with the CPU library's rule and message.
+        # The extension checks symmetry with the tolerance the backend passes on.
         with pytest.raises(ValueError, match=r"L must be symmetric; \|L\[2, 5\] - L\[5, 2\]\|"):
             ipdpp.DenseKernel(asymmetric)
         with pytest.raises(ValueError, match="L must be positive semidefinite"):
