@@ -108,6 +108,8 @@ def test_dense_kernel_on_the_cuda_path() -> None:
 def test_ipdpp_kernel_on_the_cuda_path() -> None:
     p = np.random.default_rng(SEED).beta(8.0, 2.0, 40)
     cpu = ipdpp.IPDPPKernel(p)
+    # The device decomposes the dense S (the CPU solves the secular equation instead).
+    dense = ipdpp.DenseKernel(cpu.dense())
     with fake_cuda() as fake:
         S = ipdpp.IPDPPKernel(p)
         assert S.alpha == cpu.alpha and S.structural_rank() == 40
@@ -120,7 +122,7 @@ def test_ipdpp_kernel_on_the_cuda_path() -> None:
         assert fake.calls[-2:] == ["dense_spectrum", "sample auto"]
         method = _core.auto_method("cuda", 40, S.rank, 5, 8)
         np.testing.assert_array_equal(
-            spectral, ipdpp.sample_k_dpp(cpu, 5, 20, seed=SEED, method=method)
+            spectral, ipdpp.sample_k_dpp(dense, 5, 20, seed=SEED, method=method)
         )
         with pytest.raises(ValueError, match=r"p must lie in \[0, 1\]"):
             ipdpp.IPDPPKernel(np.array([0.5, 1.5]))
