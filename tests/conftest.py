@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,9 +46,18 @@ def cuda_unavailable_reason() -> str | None:
 
 
 def emulated_unavailable_reason() -> str | None:
-    """Why the CUDA backend can not run under the CPU emulator here, or None when it can."""
+    """Why the CUDA backend can not run under the CPU emulator here, or None when it can.
+
+    Where the environment sets IPDPP_REQUIRE_EMULATOR (CI does), a missing emulator is a failure,
+    so that a build without it cannot pass silently.
+    """
     if importlib.util.find_spec("ipdpp._cuda_emulated") is None:
-        return "ipdpp was built without the CPU emulator of its CUDA kernels (ipdpp._cuda_emulated)"
+        reason = (
+            "ipdpp was built without the CPU emulator of its CUDA kernels (ipdpp._cuda_emulated)"
+        )
+        if os.environ.get("IPDPP_REQUIRE_EMULATOR"):
+            pytest.fail(f"{reason}, and IPDPP_REQUIRE_EMULATOR is set")
+        return reason
     return None
 
 
@@ -70,7 +80,13 @@ def dtype(request: pytest.FixtureRequest) -> type[np.floating]:
     return request.param
 
 
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu), "emulated"])
+@pytest.fixture(
+    params=[
+        "cpu",
+        pytest.param("cuda", marks=pytest.mark.gpu),
+        pytest.param("emulated", marks=pytest.mark.emulated),
+    ]
+)
 def device(request: pytest.FixtureRequest) -> Iterator[str]:
     """The device the inputs live on; "cuda" and "emulated" are skipped with a reason where they
     can not run. On "emulated" every call in the test goes through the emulated CUDA backend."""
