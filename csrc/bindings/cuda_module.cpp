@@ -1,7 +1,7 @@
 // The _cuda extension: GPU kernels behind a pointer-based interface. The Python side
-// (ipdpp/_cuda_backend.py) passes raw device pointers, shapes, the device ordinal and the
-// caller's current stream (torch / cupy); results are written into buffers it allocated with the
-// caller's framework. Long calls release the GIL.
+// (ipdpp/_gpu.py, through ipdpp/_adapters.py) passes raw device pointers, shapes, the device
+// ordinal and the caller's current stream (torch / cupy); results are written into buffers it
+// allocated with the caller's framework. Long calls release the GIL.
 //
 // The CPU emulator's build compiles this same file as _cuda_emulated (IPDPP_CUDA_EMULATOR), with
 // the emulator's own additions (csrc/emulator/module.cpp).

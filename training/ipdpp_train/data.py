@@ -303,7 +303,7 @@ def load_long_tailed(config: DataConfig) -> LongTailData:
 
 @dataclass(frozen=True)
 class DeviceData:
-    """A :class:`LongTailData` resident on the training device (DESIGN.md §6: small datasets
+    """A :class:`LongTailData` resident on the training device (small datasets
     live on the device and are augmented there in whole batches).
 
     Attributes
