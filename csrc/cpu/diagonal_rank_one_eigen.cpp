@@ -24,11 +24,9 @@ constexpr double kDeflationUlps = 8.0;
 // through kFarTerms moments (see far_moments): 32^-11 < 3e-17.
 constexpr double kFarRatio = 32.0;
 constexpr int kFarTerms = 11;
-
 // Four lanes in a fixed order: vectorises without -ffast-math and gives the same result on every
 // call of a clone.
 typedef double Lanes4 __attribute__((vector_size(32)));
-
 // Unaligned load of four doubles (no helper function: returning a vector by value changes the
 // ABI between the clones).
 #define IPDPP_LOAD4(dst, src) std::memcpy(&(dst), (src), sizeof(Lanes4))
@@ -306,11 +304,10 @@ DiagonalRankOneEigen::DiagonalRankOneEigen(const double* d_in, const double* z_i
             [&](std::int64_t a, std::int64_t b) { return d[a] < d[b] || (d[a] == d[b] && a < b); });
   members_.reserve(order.size());
   for (std::int64_t i : order) {
-    if (std::abs(z[i]) * z_norm <= tol) {
+    if (std::abs(z[i]) * z_norm <= tol)
       pairs_.push_back({d[i], Kind::kDecoupled, i});
-    } else {
+    else
       members_.push_back(i);
-    }
   }
 
   // Runs of (nearly) equal d among the coupled items become groups.
@@ -357,7 +354,6 @@ DiagonalRankOneEigen::DiagonalRankOneEigen(const double* d_in, const double* z_i
   correct_weights();
   for (std::int64_t j = 0; j < m_; ++j)
     pairs_.push_back({pole_[origin_[j]] + tau_[j], Kind::kRoot, j});
-
   std::sort(pairs_.begin(), pairs_.end(), [](const Pair& a, const Pair& b) {
     return std::tie(a.value, a.kind, a.index) < std::tie(b.value, b.kind, b.index);
   });

@@ -38,9 +38,9 @@ namespace ipdpp::emu {
 
 enum class Collective { kShuffle, kAny, kAll, kBallot, kSyncWarp };
 
-// Synchronisation points (scheduler.cpp). `file`/`line` name the call site: threads meeting at a
-// barrier must come from the same one (warp shuffles and votes too; __syncwarp is exempt, as on a
-// GPU), else the launch fails as divergent.
+// Synchronisation points (synchronisation.cpp). `file`/`line` name the call site: threads meeting
+// at a barrier must come from the same one (warp shuffles and votes too; __syncwarp is exempt, as
+// on a GPU), else the launch fails as divergent.
 void block_barrier(const char* file, int line);
 void grid_barrier(const char* file, int line);
 // A warp collective of the lanes in `mask`. `value` is this lane's contribution, `source` the

@@ -39,7 +39,9 @@ add_library(ipdpp_cuda_emulated_kernels STATIC
   ${_ipdpp_emu_generated}
   ${_ipdpp_emu_dir}/fiber.cpp
   ${_ipdpp_emu_dir}/scheduler.cpp
+  ${_ipdpp_emu_dir}/synchronisation.cpp
   ${_ipdpp_emu_dir}/runtime.cpp
+  ${_ipdpp_emu_dir}/device_memory.cpp
   ${_ipdpp_emu_dir}/linalg.cpp
 )
 # The shims first, then the generated kernel headers (they shadow csrc/cuda/*.cuh), then csrc.

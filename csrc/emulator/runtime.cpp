@@ -1,38 +1,39 @@
 // The CUDA runtime of the CPU emulator: one device, host memory as device memory, kernels run
-// synchronously by the fiber scheduler once the launch passed the checks a GPU makes.
+// synchronously by the fiber scheduler once the launch passed the checks a GPU makes. This file
+// holds errors, device queries, kernel registration, attributes and launches; device memory,
+// memory pools and stream/event handles are in device_memory.cpp (state in runtime_state.h).
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "emulator/control.h"
 #include "emulator/runtime.h"
+#include "emulator/runtime_state.h"
 #include "emulator/scheduler.h"
 
 namespace ipdpp::emu {
-namespace {
+using namespace runtime_state;
 
-constexpr std::size_t kAllocationGuard = 64;
-constexpr unsigned char kAllocationGuardByte = 0xcd;
+namespace runtime_state {
 
-std::mutex g_execution_mutex;
-std::mutex g_mutex;  // guards everything below
+std::mutex g_mutex;
 DeviceLimits g_limits;
-std::map<const void*, KernelInfo> g_kernels;
 std::map<void*, std::size_t> g_allocations;
 std::size_t g_allocated = 0;
-std::set<const void*> g_handles;  // streams, events
+std::string g_fault;
+
+}  // namespace runtime_state
+namespace {
+
+std::mutex g_execution_mutex;
+std::map<const void*, KernelInfo> g_kernels;  // guarded by g_mutex, as is g_log
 std::vector<LaunchRecord> g_log;
-std::string g_fault;  // a fault found outside a launch, reported by the next synchronising call
-std::uint64_t g_pool_threshold = 0;
 std::atomic<std::uint64_t> g_launches{0};
-std::atomic<std::uint64_t> g_allocation_salt{0};
-int g_pool_object = 0;
 
 constexpr std::size_t kMaxLogEntries = 100000;
 
@@ -40,15 +41,16 @@ thread_local cudaError_t t_last_error = cudaSuccess;
 thread_local cudaError_t t_detail_code = cudaSuccess;
 thread_local std::string t_detail;
 
-cudaError_t record(cudaError_t code, std::string detail) {
+}  // namespace
+
+cudaError_t runtime_state::record(cudaError_t code, std::string detail) {
   t_last_error = code;
   t_detail_code = code;
   t_detail = "ipdpp emulator: " + std::move(detail);
   return code;
 }
 
-// Reports (once) a fault found when memory was freed.
-cudaError_t take_fault() {
+cudaError_t runtime_state::take_fault() {
   std::string fault;
   {
     std::lock_guard<std::mutex> lock(g_mutex);
@@ -57,6 +59,12 @@ cudaError_t take_fault() {
   if (fault.empty()) return cudaSuccess;
   return record(cudaErrorIllegalAddress, fault);
 }
+
+std::string runtime_state::bytes_text(std::size_t bytes) {
+  return std::to_string(bytes) + " bytes";
+}
+
+namespace {
 
 KernelInfo* find_kernel_locked(const void* kernel) {
   auto it = g_kernels.find(kernel);
@@ -82,8 +90,6 @@ int occupancy_locked(const KernelInfo& k, int block_size, std::size_t dynamic_sh
                                          (shared + d.reserved_shared_per_block));
   return std::min({by_threads, by_shared, d.blocks_per_multiprocessor});
 }
-
-std::string bytes_text(std::size_t bytes) { return std::to_string(bytes) + " bytes"; }
 
 }  // namespace
 
@@ -325,166 +331,6 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 }
 
 cudaError_t cudaDeviceSynchronize() { return take_fault(); }
-
-// ---- memory --------------------------------------------------------------------------------
-
-cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
-  *ptr = nullptr;
-  if (bytes == 0) return cudaSuccess;
-  {
-    std::lock_guard<std::mutex> lock(g_mutex);
-    if (bytes > g_limits.global_memory - std::min(g_allocated, g_limits.global_memory))
-      return record(cudaErrorMemoryAllocation,
-                    "cudaMalloc of " + bytes_text(bytes) + ": the emulated device has " +
-                        bytes_text(g_limits.global_memory - g_allocated) + " free");
-  }
-  const std::size_t total = (bytes + kAllocationGuard + 255) / 256 * 256;
-  void* p = std::aligned_alloc(256, total);
-  if (p == nullptr)
-    return record(cudaErrorMemoryAllocation, "cudaMalloc of " + bytes_text(bytes) + " failed");
-  // Device memory is not initialised on a GPU either.
-  fill_garbage(static_cast<unsigned char*>(p), bytes, ++g_allocation_salt);
-  std::memset(static_cast<unsigned char*>(p) + bytes, kAllocationGuardByte, kAllocationGuard);
-  std::lock_guard<std::mutex> lock(g_mutex);
-  g_allocations[p] = bytes;
-  g_allocated += bytes;
-  *ptr = p;
-  return cudaSuccess;
-}
-
-cudaError_t cudaFree(void* ptr) {
-  if (ptr == nullptr) return cudaSuccess;
-  std::lock_guard<std::mutex> lock(g_mutex);
-  auto it = g_allocations.find(ptr);
-  if (it == g_allocations.end())
-    return record(cudaErrorInvalidValue,
-                  "cudaFree of a pointer that is not a live allocation (freed twice?)");
-  const std::size_t bytes = it->second;
-  const auto* guard = static_cast<const unsigned char*>(ptr) + bytes;
-  for (std::size_t i = 0; i < kAllocationGuard; ++i) {
-    if (guard[i] != kAllocationGuardByte) {
-      if (g_fault.empty())
-        g_fault =
-            "a kernel or copy wrote past the end of a device allocation of " + bytes_text(bytes);
-      break;
-    }
-  }
-  g_allocated -= bytes;
-  g_allocations.erase(it);
-  std::free(ptr);
-  return cudaSuccess;
-}
-
-cudaError_t cudaMallocAsync(void** ptr, std::size_t bytes, cudaStream_t) {
-  return cudaMalloc(ptr, bytes);
-}
-cudaError_t cudaFreeAsync(void* ptr, cudaStream_t) { return cudaFree(ptr); }
-cudaError_t cudaMallocHost(void** ptr, std::size_t bytes) {
-  *ptr = std::malloc(bytes == 0 ? 1 : bytes);
-  return *ptr != nullptr ? cudaSuccess : record(cudaErrorMemoryAllocation, "cudaMallocHost failed");
-}
-cudaError_t cudaFreeHost(void* ptr) {
-  std::free(ptr);
-  return cudaSuccess;
-}
-
-cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind) {
-  if (const cudaError_t fault = take_fault(); fault != cudaSuccess) return fault;
-  return cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
-}
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind,
-                            cudaStream_t) {
-  if (static_cast<int>(kind) < 0 || static_cast<int>(kind) > 4)
-    return record(cudaErrorInvalidValue, "cudaMemcpy: invalid cudaMemcpyKind");
-  if (bytes == 0) return cudaSuccess;
-  if (dst == nullptr || src == nullptr)
-    return record(cudaErrorInvalidValue,
-                  "cudaMemcpy of " + bytes_text(bytes) + " with a null pointer");
-  std::memcpy(dst, src, bytes);
-  return cudaSuccess;
-}
-cudaError_t cudaMemset(void* ptr, int value, std::size_t bytes) {
-  return cudaMemsetAsync(ptr, value, bytes, nullptr);
-}
-cudaError_t cudaMemsetAsync(void* ptr, int value, std::size_t bytes, cudaStream_t) {
-  if (bytes == 0) return cudaSuccess;
-  if (ptr == nullptr) return record(cudaErrorInvalidValue, "cudaMemset with a null pointer");
-  std::memset(ptr, value, bytes);
-  return cudaSuccess;
-}
-
-cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device) {
-  if (device != 0) return cudaSetDevice(device);
-  *pool = reinterpret_cast<cudaMemPool_t>(&g_pool_object);
-  return cudaSuccess;
-}
-cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t, cudaMemPoolAttr attr, void* value) {
-  if (attr == cudaMemPoolAttrReleaseThreshold)
-    g_pool_threshold = *static_cast<std::uint64_t*>(value);
-  return cudaSuccess;
-}
-cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t, cudaMemPoolAttr attr, void* value) {
-  std::uint64_t result = 0;
-  if (attr == cudaMemPoolAttrReleaseThreshold) result = g_pool_threshold;
-  if (attr == cudaMemPoolAttrUsedMemCurrent || attr == cudaMemPoolAttrReservedMemCurrent) {
-    std::lock_guard<std::mutex> lock(g_mutex);
-    result = g_allocated;
-  }
-  if (attr == cudaMemPoolReuseFollowEventDependencies ||
-      attr == cudaMemPoolReuseAllowOpportunistic ||
-      attr == cudaMemPoolReuseAllowInternalDependencies) {
-    *static_cast<int*>(value) = 1;
-    return cudaSuccess;
-  }
-  *static_cast<std::uint64_t*>(value) = result;
-  return cudaSuccess;
-}
-cudaError_t cudaMemPoolTrimTo(cudaMemPool_t, std::size_t) { return cudaSuccess; }
-
-// ---- streams and events: handles only (work is complete when a call returns) -----------------
-
-namespace {
-template <class H>
-cudaError_t make_handle(H* handle) {
-  auto* object = new char(0);  // a unique address; released by the matching destroy call
-  std::lock_guard<std::mutex> lock(g_mutex);
-  g_handles.insert(object);
-  *handle = reinterpret_cast<H>(object);
-  return cudaSuccess;
-}
-cudaError_t destroy_handle(const void* handle, const char* call) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  if (g_handles.erase(handle) == 0)
-    return record(cudaErrorInvalidResourceHandle, std::string(call) + ": unknown handle");
-  delete static_cast<const char*>(handle);
-  return cudaSuccess;
-}
-}  // namespace
-
-cudaError_t cudaStreamCreate(cudaStream_t* stream) { return make_handle(stream); }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
-  return make_handle(stream);
-}
-cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-  return destroy_handle(stream, "cudaStreamDestroy");
-}
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return take_fault(); }
-cudaError_t cudaStreamQuery(cudaStream_t) { return take_fault(); }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return cudaSuccess; }
-cudaError_t cudaEventCreate(cudaEvent_t* event) { return make_handle(event); }
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) {
-  return make_handle(event);
-}
-cudaError_t cudaEventDestroy(cudaEvent_t event) {
-  return destroy_handle(event, "cudaEventDestroy");
-}
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return take_fault(); }
-cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) {
-  *ms = 0.0f;  // nothing is timed here
-  return cudaSuccess;
-}
 
 // ---- kernels -------------------------------------------------------------------------------
 
