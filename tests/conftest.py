@@ -4,7 +4,8 @@
 Devices (the ``device`` fixture): "cpu" (numpy inputs, the CPU backend), "cuda" (torch CUDA
 tensors, the CUDA backend; skipped without a GPU) and "emulated" (numpy inputs run through the
 CUDA backend over the CPU emulation of the CUDA kernels, ``ipdpp._cuda_emulated``; skipped where
-it was not built). Tests too slow for the emulator carry ``@pytest.mark.emulator_heavy``.
+it was not built). Tests too slow for the emulator carry ``@pytest.mark.emulator_heavy``: their
+"emulated" cases are deselected at collection, so that ``-m emulated`` runs with nothing skipped.
 """
 
 from __future__ import annotations
@@ -98,12 +99,24 @@ def device(request: pytest.FixtureRequest) -> Iterator[str]:
         reason = emulated_unavailable_reason()
         if reason is not None:
             pytest.skip(reason)
-        if request.node.get_closest_marker("emulator_heavy") is not None:
-            pytest.skip("too slow under the CPU emulator of the CUDA kernels")
         with forced_backend(emulated_backend()):
             yield request.param
         return
     yield request.param
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the "emulated" cases of tests marked ``emulator_heavy`` (too slow there)."""
+    heavy = [
+        item
+        for item in items
+        if item.get_closest_marker("emulator_heavy") is not None
+        and getattr(getattr(item, "callspec", None), "params", {}).get("device") == "emulated"
+    ]
+    if heavy:
+        ids = {id(item) for item in heavy}
+        items[:] = [item for item in items if id(item) not in ids]
+        config.hook.pytest_deselected(items=heavy)
 
 
 @pytest.fixture

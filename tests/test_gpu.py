@@ -1,9 +1,9 @@
 """What only a GPU has: framework arrays on the input's device, zero-copy reads, the caller's
 stream, device mismatches, and running out of device memory.
 
-Skipped as a whole, with the reason, where ipdpp._cuda was not built or no CUDA device is
-visible. Exactness on the GPU is checked by the device-parametrised suite (the "cuda" device of
-tests/conftest.py): the same tests, assertions and thresholds as on the CPU.
+Skipped as a whole (by a skip mark), with the reason, where ipdpp._cuda was not built or no CUDA
+device is visible. Exactness on the GPU is checked by the device-parametrised suite (the "cuda"
+device of tests/conftest.py): the same tests, assertions and thresholds as on the CPU.
 """
 
 from __future__ import annotations
@@ -16,17 +16,16 @@ import pytest
 from _stats import assert_valid_samples
 from conftest import SEED, cuda_unavailable_reason
 
+import ipdpp
+from ipdpp._adapters import adapter_for
+from ipdpp._dispatch import cuda_extension
+
 _REASON = cuda_unavailable_reason()
-if _REASON is not None:
-    pytest.skip(_REASON, allow_module_level=True)
-
-import torch  # noqa: E402  (only after the skip: the module needs torch with CUDA)
-
-import ipdpp  # noqa: E402
-from ipdpp._adapters import adapter_for  # noqa: E402
-from ipdpp._dispatch import cuda_extension  # noqa: E402
-
-pytestmark = pytest.mark.gpu
+# A skip mark rather than a module-level skip, so that a run selecting other markers (e.g.
+# `-m emulated`) deselects these tests instead of reporting them as skipped.
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_REASON is not None, reason=str(_REASON))]
+if _REASON is None:
+    import torch  # only where a CUDA device is usable: every test here needs one
 HAS_CUPY = importlib.util.find_spec("cupy") is not None
 FRAMEWORKS = [
     "torch",
