@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _training import K_PER_CLASS, tiny_table, write_tiny_npz
 
 import ipdpp
 import ipdpp_train
@@ -20,52 +21,11 @@ from ipdpp_train.config_io import config_from_dict, to_toml
 from ipdpp_train.pipeline import run_experiment
 
 COUNTS = (16, 10, 6, 4)  # n_max 16, imbalance factor 4, four classes
-K_PER_CLASS = 5
 
 
 @pytest.fixture(scope="module")
 def tiny_npz(tmp_path_factory) -> Path:
-    """Four classes of 8x8 images: a class-specific bright quadrant plus noise."""
-    rng = np.random.default_rng(0)
-
-    def images(labels):
-        x = rng.uniform(0, 0.3, size=(len(labels), 8, 8))
-        for i, c in enumerate(labels):
-            r, s = divmod(int(c), 2)
-            x[i, 4 * r : 4 * r + 4, 4 * s : 4 * s + 4] += 0.6
-        return (x * 255).astype(np.uint8)
-
-    y_train = np.repeat(np.arange(4), 24)
-    y_test = np.repeat(np.arange(4), 6)
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    np.savez(path, x_train=images(y_train), y_train=y_train, x_test=images(y_test), y_test=y_test)
-    return path
-
-
-def tiny_table(npz: Path, out: Path, **run) -> dict:
-    return {
-        "data": {
-            "source": "npz",
-            "data_dir": str(npz),
-            "profile": "exponential",
-            "imbalance_factor": 4.0,
-            "n_max": 16,
-            "val_per_class": 4,
-        },
-        "model": {"arch": "small_cnn", "width": 4, "projection_hidden": 16, "projection_dim": 8},
-        "augment": {"flip": False},
-        "stage1": {"epochs": 2, "batch_size": 16, "warmup_epochs": 1, "partners": 2},
-        "stage2": {
-            "epochs": 3,
-            "batch_size": 8,
-            "warmup_epochs": 1,
-            "resample_every": 2,
-            "k_per_class": K_PER_CLASS,
-        },
-        "ce": {"epochs": 2, "batch_size": 16, "warmup_epochs": 0},
-        "linear_probe": {"epochs": 3, "batch_size": 16},
-        "run": {"name": "tiny", "out_dir": str(out), "progress": False, "threads": 1, **run},
-    }
+    return write_tiny_npz(tmp_path_factory.mktemp("data") / "tiny.npz")
 
 
 def tiny_config(npz: Path, out: Path, **run) -> Config:

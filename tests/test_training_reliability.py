@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from _training import tiny_table, write_tiny_npz
 
 import ipdpp
 import ipdpp_train
@@ -52,7 +52,7 @@ from ipdpp_train.pipeline import run_experiment
 run_experiment(load_config(config_path))
 """
 
-# (kind, call, fraction). A run of the table below writes, in order: config.toml, config.json,
+# (kind, call, fraction). A run of _table (below) writes, in order: config.toml, config.json,
 # then per epoch checkpoint.pt, log.csv, log.json (stage 1: 2 epochs, stage 2: 3 epochs), then
 # metrics.json, results.md, results.json and two plots: 22 files, one write call each.
 KILL_POINTS = [
@@ -68,48 +68,12 @@ KILL_POINTS = [
 
 
 def _table(npz: Path, out: Path, **run) -> dict:
-    return {
-        "data": {
-            "source": "npz",
-            "data_dir": str(npz),
-            "profile": "exponential",
-            "imbalance_factor": 4.0,
-            "n_max": 16,
-            "val_per_class": 2,
-        },  # fmt: skip
-        "model": {"arch": "small_cnn", "width": 4, "projection_hidden": 16, "projection_dim": 8},
-        "augment": {"flip": False},
-        "stage1": {"epochs": 2, "batch_size": 16, "warmup_epochs": 1, "partners": 2},
-        "stage2": {
-            "epochs": 3,
-            "batch_size": 8,
-            "warmup_epochs": 1,
-            "resample_every": 2,
-            "k_per_class": 5,
-        },  # fmt: skip
-        "ce": {"epochs": 2, "batch_size": 16, "warmup_epochs": 0},
-        "run": {
-            "name": "run",
-            "out_dir": str(out),
-            "progress": False,
-            "threads": 1,
-            "methods": ["exact"],
-            **run,
-        },  # fmt: skip
-    }
+    return tiny_table(npz, out, val_per_class=2, **{"name": "run", "methods": ["exact"], **run})
 
 
 @pytest.fixture(scope="module")
 def tiny_npz(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(4), 24)
-    x = rng.integers(0, 80, size=(len(y), 8, 8), dtype=np.uint8)
-    for i, c in enumerate(y):
-        r, s = divmod(int(c), 2)
-        x[i, 4 * r : 4 * r + 4, 4 * s : 4 * s + 4] += 150
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    np.savez(path, x_train=x, y_train=y, x_test=x[::4], y_test=y[::4])
-    return path
+    return write_tiny_npz(tmp_path_factory.mktemp("data") / "tiny.npz")
 
 
 def _env() -> dict[str, str]:
