@@ -1,5 +1,8 @@
-// Block-wide reductions (every thread gets the result) used by the sampling kernels.
+// Block-wide reductions (every thread gets the result) and the block-wide write of a sample's
+// row, used by the sampling kernels.
 #pragma once
+
+#include <cstdint>
 
 namespace ipdpp::cuda {
 
@@ -46,6 +49,23 @@ __device__ __forceinline__ T block_sum(T value, T* scratch) {
   }
   __syncthreads();
   return scratch[32];
+}
+
+// Writes the `done` items of `chosen` to row[0..done) in increasing order and pads
+// row[done..width) with -1, all threads of the block together (a rank sort: k is small, and no
+// thread needs another's result).
+__device__ __forceinline__ void write_sorted_row(std::int64_t* row, std::int64_t width,
+                                                 const std::int64_t* chosen, std::int64_t done) {
+  for (std::int64_t e = threadIdx.x; e < width; e += blockDim.x) {
+    if (e < done) {
+      const std::int64_t item = chosen[e];
+      std::int64_t rank = 0;
+      for (std::int64_t f = 0; f < done; ++f) rank += chosen[f] < item;
+      row[rank] = item;
+    } else {
+      row[e] = -1;
+    }
+  }
 }
 
 }  // namespace ipdpp::cuda

@@ -270,20 +270,9 @@ __global__ void __launch_bounds__(kProjectionThreads) projection_kernel(const Pr
     grid.sync();
   }
 
-  // Block 0 of each sample writes its items in increasing order (rank sort: k is small).
+  // Block 0 of each sample writes its items in increasing order.
   if (b == 0) {
-    std::int64_t* row = p.out + s * p.out_stride;
-    const std::int64_t done = failed ? 0 : count;
-    for (std::int64_t e = threadIdx.x; e < p.out_stride; e += blockDim.x) {
-      if (e < done) {
-        const std::int64_t item = chosen[e];
-        std::int64_t rank = 0;
-        for (std::int64_t f = 0; f < done; ++f) rank += chosen[f] < item;
-        row[rank] = item;
-      } else {
-        row[e] = -1;
-      }
-    }
+    write_sorted_row(p.out + s * p.out_stride, p.out_stride, chosen, failed ? 0 : count);
   }
 }
 

@@ -208,19 +208,7 @@ __global__ void __launch_bounds__(kRejectionThreads) rejection_kernel(const Reje
     }
     if (failure != 0 && threadIdx.x == 0) atomicOr(p.status, failure);
     __syncthreads();
-    // Items in increasing order, then -1 padding (rank sort: k is small).
-    std::int64_t* row = p.out + s * p.width;
-    const std::int64_t done = failure == 0 ? count : 0;
-    for (std::int64_t e = threadIdx.x; e < p.width; e += blockDim.x) {
-      if (e < done) {
-        const std::int64_t item = chosen[e];
-        std::int64_t rank = 0;
-        for (std::int64_t f = 0; f < done; ++f) rank += chosen[f] < item;
-        row[rank] = item;
-      } else {
-        row[e] = -1;
-      }
-    }
+    write_sorted_row(p.out + s * p.width, p.width, chosen, failure == 0 ? count : 0);
     __syncthreads();  // shared state is reused by the block's next sample
   }
 }
