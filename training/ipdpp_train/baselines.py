@@ -1,7 +1,9 @@
-"""Baselines: cross-entropy on the full long-tailed set, and the BNS linear probe."""
+"""Baselines: training from scratch on the full long-tailed set (cross-entropy, or a logit-
+adjusted loss), the BNS linear probe, and post-hoc logit adjustment chosen on validation."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,18 @@ from .engine import (
     run_phase,
     validation,
 )
-from .evaluate import encode
+from .evaluate import Validator, encode
+from .losses import LogitAdjusted, log_prior
 from .models import Classifier, Encoder
 from .samplers import shuffled_batches
 from .stage2 import steps_per_epoch, supervised_epoch
 
-__all__ = ["train_cross_entropy", "train_linear_probe"]
+__all__ = [
+    "choose_posthoc_tau",
+    "require_validation",
+    "train_cross_entropy",
+    "train_linear_probe",
+]
 
 
 def train_cross_entropy(
@@ -40,12 +48,17 @@ def train_cross_entropy(
     runtime: Runtime,
     directory: Path,
     options: PhaseOptions | None = None,
+    *,
+    loss_tau: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Train ``model`` from scratch on the whole long-tailed training set (in place).
 
     SGD with momentum and weight decay (none on biases and norm scales), linear warm-up then
     cosine (epochs, or ``config.steps`` whatever the dataset size), random crop (+ flip): the
-    plain baseline every long-tailed method is measured against. Returns the per-epoch log.
+    plain baseline every long-tailed method is measured against. ``loss_tau`` > 0 trains with
+    the logit-adjusted loss of the training set's class prior instead (1: balanced softmax).
+    Initial weights, batch order and augmentation do not depend on the loss, so the CE,
+    logit-adjusted and balanced-softmax models are paired. Returns the per-epoch log.
     """
     options = options or PhaseOptions()
     wrapped: nn.Module = DistributedDataParallel(model) if runtime.distributed else model
@@ -55,15 +68,16 @@ def train_cross_entropy(
     everything = np.arange(len(data.host.y_train))
     per_epoch = steps_per_epoch(len(everything), config.batch_size, runtime)
     schedule = make_schedule(config, config.lr, per_epoch)
+    prior = log_prior(data.host.train_counts, runtime.device) if loss_tau > 0 else None
 
     def run_epoch(epoch: int) -> dict[str, Any]:
         return supervised_epoch(
             wrapped, optimizer, data, everything, config.batch_size, augment, runtime,
-            schedule, epoch, "ce",
+            schedule, epoch, "ce", prior, loss_tau,
         )  # fmt: skip
 
     phase = Phase(
-        "cross-entropy",
+        "cross-entropy" if loss_tau == 0 else f"logit-adjusted (tau {loss_tau:g})",
         directory,
         schedule.epochs,
         {"model": model},
@@ -123,3 +137,48 @@ def train_linear_probe(
         validate=validation(options, lambda v: v.head(encoder, head)),
     )
     return run_phase(phase, runtime, options)
+
+
+def require_validation(validator: Validator, key: str) -> None:
+    """Raise ValueError when a hyperparameter (``key``) is to be chosen on an empty split."""
+    if validator.empty:
+        raise ValueError(
+            f'{key} = "validation" needs validation images; set data.val_per_class or '
+            f"data.val_fraction above 0, or give {key} a number"
+        )
+
+
+def choose_posthoc_tau(
+    model: nn.Module,
+    counts: Sequence[int],
+    validator: Validator,
+    grid: Sequence[float],
+) -> tuple[float, dict[str, float]]:
+    """τ of post-hoc logit adjustment, chosen on the validation split only.
+
+    Every τ of ``grid`` shifts the logits by ``-τ log prior`` (prior: ``counts``, what the
+    model trained on); the τ with the highest class-averaged validation accuracy wins (ties:
+    the first in ``grid``, i.e. the least adjustment when the grid ascends). The test set is
+    never looked at.
+
+    Returns
+    -------
+    tau : float
+    scores : dict of str to float
+        Validation class-averaged accuracy (%) for every τ tried, keyed by ``f"{tau:g}"``.
+
+    Raises
+    ------
+    ValueError
+        When the validation split is empty.
+    """
+    require_validation(validator, "posthoc_tau")
+    prior = log_prior(counts, next(model.parameters()).device)
+    scores: dict[str, float] = {}
+    best, best_score = float(grid[0]), -1.0
+    for tau in grid:
+        score = validator.classifier(LogitAdjusted(model, prior, tau))["val_balanced"]
+        scores[f"{tau:g}"] = score
+        if score > best_score:
+            best, best_score = float(tau), score
+    return best, scores

@@ -2,16 +2,19 @@
 """Run configuration: one frozen dataclass per concern, loaded from TOML, overridable by flags.
 
 A config file has one table per section (``[data]``, ``[model]``, ``[augment]``, ``[stage1]``,
-``[stage2]``, ``[ce]``, ``[linear_probe]``, ``[eval]``, ``[run]``); every key is optional and
-defaults to the field's default below. Unknown sections or keys are errors, so that a typo never
-silently falls back to a default (:mod:`ipdpp_train.config_io` reads and writes them). The
-resolved config is written beside every run's logs.
+``[stage2]``, ``[ce]``, ``[linear_probe]``, ``[eval]``, ``[run]``) and any number of
+``[[variants]]`` tables (methods of one's own, see :mod:`ipdpp_train.methods`); every key is
+optional and defaults to the field's default below. Unknown sections or keys are errors, so
+that a typo never silently falls back to a default (:mod:`ipdpp_train.config_io` reads and
+writes them). The resolved config is written beside every run's logs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional, Union
+
+from .methods import BUILTIN_METHODS, DEFAULT_METHODS, SCORES, MethodSpec, validate_spec
 
 __all__ = [
     "AugmentConfig",
@@ -21,18 +24,18 @@ __all__ = [
     "EvalConfig",
     "LinearProbeConfig",
     "METHODS",
+    "MethodSpec",
     "ModelConfig",
     "RunConfig",
     "Stage1Config",
     "Stage2Config",
     "data_profile",
+    "method_specs",
     "validate",
 ]
 
-#: Methods one run can compare, in the order they are run and reported.
-METHODS = ("ce", "random", "paper", "exact", "linear_probe")
-#: Stage-2 methods and the ``ipdpp.balanced_subset`` mode each one uses.
-STAGE2_MODES = {"random": "random", "paper": "paper", "exact": "exact"}
+#: The built-in methods (``[[variants]]`` add more).
+METHODS = tuple(BUILTIN_METHODS)
 #: Sources whose data are a user's own, used as given by default.
 USER_SOURCES = ("npz", "folder")
 SOURCES = ("digits", "fashion-mnist", "cifar10", "cifar100", *USER_SOURCES)
@@ -125,6 +128,11 @@ class Stage2Config:
     k_per_class: Optional[int] = None  # None: 10 * (smallest class size), as in the paper
     alpha: Union[str, float] = "paper"  # "paper" (1/N) | "code" (1/N^2) | float
     finetune: str = "full"  # "full" (encoder + new head) | "classifier" (head only)
+    # p of every item: "augmented" (eval mode on one weak-augmented view of each training image,
+    # as the authors' release scores), "clean" (the un-augmented images) or "out-of-fold" (the
+    # clean image scored by a copy trained only on the other folds' items; doubles stage 2's cost).
+    scores: str = "augmented"
+    score_folds: int = 2  # out-of-fold scores: stratified folds of the training set
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,8 @@ class EvalConfig:
     few_threshold: Optional[float] = None
     batch_size: int = 1024
     val_every: Optional[int] = None  # epochs between validation passes (None: ~10 per phase)
+    # Post-hoc logit adjustment with posthoc_tau = "validation": the τ tried, on validation only.
+    posthoc_tau_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 
 
 @dataclass(frozen=True)
@@ -173,7 +183,7 @@ class RunConfig:
     """What to run and where."""
 
     name: str = "run"
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = DEFAULT_METHODS  # built-in names and [[variants]] names
     seed: int = 0
     device: str = "cpu"  # cpu | cuda | cuda:N
     out_dir: str = "runs"  # the run writes into out_dir/name
@@ -196,6 +206,7 @@ class Config:
     linear_probe: LinearProbeConfig = field(default_factory=LinearProbeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    variants: tuple[MethodSpec, ...] = ()
 
     def __post_init__(self) -> None:
         validate(self)
@@ -282,12 +293,22 @@ def validate(config: Config) -> None:
     if e.many_threshold is not None and not e.many_threshold >= e.few_threshold:  # type: ignore[operator]
         raise ValueError("eval.many_threshold must be >= eval.few_threshold")
     r = config.run
+    if s2.scores not in SCORES:
+        raise ValueError(f"stage2.scores must be one of {', '.join(SCORES)}; got {s2.scores!r}")
+    if s2.score_folds < 2:
+        raise ValueError(f"stage2.score_folds must be >= 2; got {s2.score_folds!r}")
+    if not e.posthoc_tau_grid or any(not t >= 0 for t in e.posthoc_tau_grid):
+        raise ValueError(
+            f"eval.posthoc_tau_grid must be a non-empty list of τ >= 0; got {e.posthoc_tau_grid!r}"
+        )
+    known = method_specs(config)
     if not r.methods:
         raise ValueError("run.methods must name at least one method")
-    bad = [m for m in r.methods if m not in METHODS]
+    bad = [m for m in r.methods if m not in known]
     if bad or len(set(r.methods)) != len(r.methods):
         raise ValueError(
-            f"run.methods must be distinct entries of {', '.join(METHODS)}; got {list(r.methods)}"
+            f"run.methods must be distinct entries of {', '.join(known)} (built-ins and "
+            f"[[variants]]); got {list(r.methods)}"
         )
     if r.device != "cpu" and not r.device.startswith("cuda"):
         raise ValueError(f'run.device must be "cpu", "cuda" or "cuda:N"; got {r.device!r}')
@@ -296,6 +317,22 @@ def validate(config: Config) -> None:
     _positive("run.save_every", r.save_every)
     if e.val_every is not None:
         _positive("eval.val_every", e.val_every)
+
+
+def method_specs(config: Config) -> dict[str, MethodSpec]:
+    """Every method a config can run, by name: the built-ins, then its ``[[variants]]``
+    (validated; a variant may not reuse a built-in's name or another variant's)."""
+    specs = dict(BUILTIN_METHODS)
+    for i, spec in enumerate(config.variants):
+        where = f"variants[{i}]"
+        if not isinstance(spec, MethodSpec):
+            raise TypeError(f"{where} must be a variant table; got {spec!r}")
+        validate_spec(spec, where)
+        if spec.name in specs:
+            kind = "a built-in method" if spec.name in BUILTIN_METHODS else "an earlier variant"
+            raise ValueError(f"{where}.name {spec.name!r} is already {kind}; choose another")
+        specs[spec.name] = spec
+    return specs
 
 
 def data_profile(config: DataConfig) -> str:

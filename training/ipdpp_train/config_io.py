@@ -49,12 +49,16 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
             raise TypeError(f"{name} must be a list; got {value!r}")
         args = get_args(hint)
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], name) for v in value)
+            return tuple(_coerce(v, args[0], f"{name}[{i}]") for i, v in enumerate(value))
         if origin is tuple:
             if len(value) != len(args):
                 raise ValueError(f"{name} must have {len(args)} entries; got {value!r}")
             return tuple(_coerce(v, a, name) for v, a in zip(value, args))
         return [_coerce(v, args[0], name) for v in value]
+    if is_dataclass(hint):  # an entry of an array of tables, e.g. [[variants]]
+        if not isinstance(value, dict):
+            raise TypeError(f"{name} must be a table; got {value!r}")
+        return _build(hint, value, f"{name}.")  # type: ignore[arg-type]
     if hint is bool:
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be true or false; got {value!r}")
@@ -108,7 +112,7 @@ def config_to_dict(config: Any) -> dict[str, Any]:
         if is_dataclass(value):
             out[f.name] = config_to_dict(value)
         elif isinstance(value, tuple):
-            out[f.name] = list(value)
+            out[f.name] = [config_to_dict(v) if is_dataclass(v) else v for v in value]
         else:
             out[f.name] = value
     return out
@@ -155,23 +159,31 @@ def apply_overrides(config: Config, assignments: list[str]) -> Config:
         section, key = path.strip().split(".", 1)
         if section not in table:
             raise ValueError(f"--set {item!r}: unknown section {section!r}")
+        if not isinstance(table[section], dict):
+            raise ValueError(f"--set {item!r}: [[{section}]] tables are set in the config file")
         table[section][key.strip()] = _parse_value(text.strip())
     return config_from_dict(_drop_none(table))
 
 
 def _drop_none(table: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: _drop_none(v) if isinstance(v, dict) else v for k, v in table.items() if v is not None
-    }
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return _drop_none(value)
+        return [clean(v) for v in value] if isinstance(value, list) else value
+
+    return {k: clean(v) for k, v in table.items() if v is not None}
 
 
 def to_toml(config: Config) -> str:
     """The config as TOML text (None values are omitted: they mean "the default")."""
     lines: list[str] = []
-    for section, table in config_to_dict(config).items():
-        lines.append(f"[{section}]")
-        for key, value in table.items():
-            if value is not None:
-                lines.append(f"{key} = {json.dumps(value)}")
-        lines.append("")
+    for section, content in config_to_dict(config).items():
+        # A list is an array of tables ([[variants]]), one [[section]] header per entry.
+        tables = content if isinstance(content, list) else [content]
+        for table in tables:
+            lines.append(f"[[{section}]]" if isinstance(content, list) else f"[{section}]")
+            for key, value in table.items():
+                if value is not None:
+                    lines.append(f"{key} = {json.dumps(value)}")
+            lines.append("")
     return "\n".join(lines)

@@ -1,16 +1,90 @@
-"""Balanced Negative Sampling (BNS) losses for stage 1.
+"""Losses: Balanced Negative Sampling (BNS) for stage 1, and the logit-adjusted family.
 
-Notation as in the paper (Lin & Yuan 2025, Eq. 12): a batch of B images with labels y; view 1
-of image i is the anchor q_i, view 2 the key v_i; both L2-normalised, similarities scaled by
+BNS notation as in the paper (Lin & Yuan 2025, Eq. 12): a batch of B images with labels y; view
+1 of image i is the anchor q_i, view 2 the key v_i; both L2-normalised, similarities scaled by
 1/tau.
+
+Logit adjustment (Menon et al., ICLR 2021) shifts the logits by ``tau * log prior``: added
+inside the training loss (the logit-adjusted loss; balanced softmax, Ren et al. NeurIPS 2020,
+is the case tau = 1), or subtracted after training (post-hoc adjustment).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["bns_loss", "bns_loss_code", "same_class_partners"]
+__all__ = [
+    "LogitAdjusted",
+    "bns_loss",
+    "bns_loss_code",
+    "log_prior",
+    "logit_adjusted_cross_entropy",
+    "same_class_partners",
+]
+
+
+def log_prior(
+    counts: Sequence[float],
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """log(n_c / sum n), (C,) of ``dtype`` on ``device``: the class prior of a training set.
+
+    Raises ValueError when a count is not positive (log 0 would make a class unpredictable).
+    """
+    values = torch.tensor([float(n) for n in counts], dtype=torch.float64)
+    if values.ndim != 1 or len(values) == 0 or not bool((values > 0).all()):
+        raise ValueError(f"counts must be positive class counts; got {list(counts)}")
+    return torch.log(values / values.sum()).to(device=device, dtype=dtype)
+
+
+def logit_adjusted_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, prior_log: torch.Tensor, tau: float
+) -> torch.Tensor:
+    """Mean of -log softmax(logits + tau * log prior)[y] (Menon et al. 2021, Eq. 10).
+
+    With ``tau = 1`` this is the balanced softmax; ``tau = 0`` is plain cross-entropy. The
+    shift makes head classes win only by a margin ``tau * log(pi_head / pi_tail)`` during
+    training, so the raw logits that are used at test time are calibrated for a uniform prior.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        float (B, C).
+    labels : torch.Tensor
+        int64 (B,).
+    prior_log : torch.Tensor
+        float (C,) log class prior (:func:`log_prior`), on ``logits``' device.
+    tau : float
+        >= 0.
+    """
+    if prior_log.shape != (logits.shape[-1],):
+        raise ValueError(
+            f"prior_log must have shape ({logits.shape[-1]},); got {tuple(prior_log.shape)}"
+        )
+    return F.cross_entropy(logits + tau * prior_log.to(logits.dtype), labels)
+
+
+class LogitAdjusted(nn.Module):
+    """``model(x) - tau * log prior``: post-hoc logit adjustment of a trained classifier.
+
+    ``model`` is kept as it is (shared, not copied); the shift is a buffer, so the wrapper's
+    state dict holds ``model.*`` and ``shift``.
+    """
+
+    shift: torch.Tensor
+
+    def __init__(self, model: nn.Module, prior_log: torch.Tensor, tau: float) -> None:
+        super().__init__()
+        self.model, self.tau = model, float(tau)
+        self.register_buffer("shift", tau * prior_log.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) - self.shift
 
 
 def same_class_partners(labels: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:

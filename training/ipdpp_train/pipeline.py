@@ -23,12 +23,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .baselines import train_cross_entropy, train_linear_probe
+from .baselines import (
+    choose_posthoc_tau,
+    require_validation,
+    train_cross_entropy,
+    train_linear_probe,
+)
 from .checkpoint import write_text_atomic
-from .config import STAGE2_MODES, Config
+from .config import Config, method_specs
 from .config_io import config_to_dict, to_toml
 from .data import DeviceData, load_long_tailed, to_device
-from .distributed import Runtime, setup_runtime, teardown_runtime
+from .distributed import Runtime, broadcast_object, setup_runtime, teardown_runtime
 from .engine import EpochCallback, PhaseOptions, derive_seed
 from .evaluate import (
     Metrics,
@@ -38,10 +43,12 @@ from .evaluate import (
     predict,
     shot_thresholds,
 )
+from .losses import LogitAdjusted, log_prior
+from .methods import SUBSET_MODES, MethodSpec, k_per_class_for, resolved, trainer_of
 from .models import Classifier, Encoder, ProjectionHead, build_encoder
 from .report import write_report
 from .stage1 import train_stage1
-from .stage2 import default_k_per_class, train_stage2
+from .stage2 import default_k_per_class, train_stage2, trained_counts
 
 __all__ = ["ExperimentResult", "run_experiment"]
 
@@ -86,7 +93,11 @@ def _check_resumable(directory: Path, config: Config) -> None:
         return
     saved = json.loads(saved_path.read_text())
     current = json.loads(json.dumps(config_to_dict(config)))
-    diffs = [
+    # Variants may be added (like run.methods), but one that already ran must not change.
+    variants = current.pop("variants", [])
+    old_variants = saved.pop("variants", [])
+    diffs = [f"variant {v['name']!r} changed" for v in old_variants if v not in variants]
+    diffs += [
         f"{section}.{key}: {saved.get(section, {}).get(key)!r} -> {value!r}"
         for section, table in current.items()
         for key, value in table.items()
@@ -120,7 +131,12 @@ class _Experiment:
             validator=self.validator,
         )
         self._pretrained: Encoder | None = None
+        self._ce: Classifier | None = None
         self.stage1_seconds = 0.0
+        self.specs = method_specs(config)
+        self.notes: dict[str, dict[str, Any]] = {}  # per method, written to its metrics.json
+        if any(self.specs[m].posthoc_tau == "validation" for m in config.run.methods):
+            require_validation(self.validator, "posthoc_tau")  # before anything is trained
 
     def new_encoder(self, purpose: str) -> Encoder:
         # Seeded per purpose, so a method's initial weights do not depend on which other methods
@@ -149,19 +165,55 @@ class _Experiment:
             self.stage1_seconds = time.perf_counter() - began
         return self._pretrained
 
+    def ce_model(self) -> Classifier:
+        """The ``ce`` method's model (trained once per run; the CE encoder of other methods)."""
+        if self._ce is None:
+            self._ce = self.scratch(self.specs["ce"])
+        return self._ce
+
+    def scratch(self, spec: MethodSpec) -> Classifier:
+        cfg, rt = self.config, self.runtime
+        # The same initial weights, batch order and augmentation whatever the loss ("ce-init",
+        # "ce"), so that CE, the logit-adjusted loss and balanced softmax are paired.
+        model = Classifier(self.new_encoder("ce-init"), self.host.num_classes).to(rt.device)
+        tau = {"ce": 0.0, "balanced-softmax": 1.0}.get(spec.loss, spec.loss_tau)
+        directory = self.directory / spec.name
+        train_cross_entropy(
+            cfg.ce, cfg.augment, model, self.data, rt, directory, self.options, loss_tau=tau
+        )
+        return model
+
     def train(self, method: str) -> nn.Module:
-        cfg, rt, directory = self.config, self.runtime, self.directory / method
-        options, num_classes = self.options, self.host.num_classes
-        if method == "ce":
-            model = Classifier(self.new_encoder("ce-init"), num_classes).to(rt.device)
-            train_cross_entropy(cfg.ce, cfg.augment, model, self.data, rt, directory, options)
-            return model
-        encoder = self.pretrained()
+        """Train (or, on --resume, load) one method; returns the model that is evaluated."""
+        cfg = self.config
+        s2 = cfg.stage2
+        spec = resolved(self.specs[method], s2.k_per_class, s2.finetune, s2.scores)
+        trainer = trainer_of(spec)
+        counts = self.host.train_counts
+        if trainer == "scratch":
+            model: nn.Module = self.ce_model() if method == "ce" else self.scratch(spec)
+            prior_counts = counts
+        elif trainer == "reuse":
+            model, prior_counts = self.ce_model(), counts
+        else:
+            model = self._from_encoder(spec, trainer)
+            k = k_per_class_for(spec.k, counts)
+            prior_counts = trained_counts(spec.sampler, k, counts)
+            if trainer == "stage2":
+                self.notes[method] = {"k_per_class": k, "finetune": spec.finetune}
+                if spec.sampler in SUBSET_MODES:
+                    self.notes[method]["scores"] = spec.scores
+        return self._posthoc(spec, model, prior_counts)
+
+    def _from_encoder(self, spec: MethodSpec, trainer: str) -> nn.Module:
+        cfg, rt, directory = self.config, self.runtime, self.directory / spec.name
+        num_classes = self.host.num_classes
+        encoder = self.pretrained() if spec.encoder == "bns" else self.ce_model().encoder
         # Keyed by the training seed and the head's role, never by the method: every stage-2
         # method starts from the same head, so two samplers differ only by their subsets.
-        role = "linear-probe-head" if method == "linear_probe" else "stage2-head"
+        role = "linear-probe-head" if trainer == "linear-probe" else "stage2-head"
         torch.manual_seed(derive_seed(cfg.run.seed, role))
-        if method == "linear_probe":
+        if trainer == "linear-probe":
             head = nn.Linear(encoder.feature_dim, num_classes).to(rt.device)
             train_linear_probe(
                 cfg.linear_probe,
@@ -170,22 +222,31 @@ class _Experiment:
                 self.data,
                 rt,
                 directory,
-                options,
+                self.options,
                 feature_batch=cfg.eval.batch_size,
             )
             return nn.Sequential(encoder, head)
         model = Classifier(copy.deepcopy(encoder), num_classes).to(rt.device)
-        train_stage2(
-            cfg.stage2,
-            cfg.augment,
-            model,
-            self.data,
-            STAGE2_MODES[method],
-            rt,
-            directory,
-            options,
-        )
+        train_stage2(cfg.stage2, cfg.augment, model, self.data, spec, rt, directory, self.options)
         return model
+
+    def _posthoc(self, spec: MethodSpec, model: nn.Module, counts: tuple[int, ...]) -> nn.Module:
+        """``model``, or its post-hoc logit-adjusted version (τ fixed, or chosen on validation
+        only, on rank 0, and shared with the other ranks)."""
+        if spec.posthoc_tau == 0:
+            return model
+        note = self.notes.setdefault(spec.name, {})
+        if spec.posthoc_tau == "validation":
+            chosen = None
+            if self.runtime.is_main:
+                chosen = choose_posthoc_tau(
+                    model, counts, self.validator, self.config.eval.posthoc_tau_grid
+                )
+            tau, note["posthoc_validation"] = broadcast_object(chosen, self.runtime)
+        else:
+            tau = float(spec.posthoc_tau)
+        note["posthoc_tau"] = tau
+        return LogitAdjusted(model, log_prior(counts, self.runtime.device), tau)
 
     def evaluate(self, model: nn.Module) -> tuple[Metrics, np.ndarray]:
         predictions = predict(model, self.data.x_test, self.config.eval.batch_size).cpu().numpy()
@@ -261,6 +322,7 @@ def run_experiment(config: Config, *, callback: EpochCallback | None = None) -> 
                 payload = {
                     **metrics[method].to_dict(),
                     "validation": validation[method],
+                    **experiment.notes.get(method, {}),
                     "seconds": seconds[method],
                     "confusion": confusion.tolist(),  # rows: true class, columns: predicted
                 }
@@ -277,6 +339,7 @@ def run_experiment(config: Config, *, callback: EpochCallback | None = None) -> 
                 "world_size": runtime.world_size,
                 "threads": torch.get_num_threads(),
                 "validation": validation,
+                "method_notes": experiment.notes,
             }
             table = write_report(directory, metrics, experiment.thresholds, experiment.host, extra)
         runtime.barrier()

@@ -14,16 +14,9 @@ import numpy as np
 from .checkpoint import write_bytes_atomic, write_text_atomic
 from .data import LongTailData
 from .evaluate import Metrics, ShotThresholds
+from .methods import METHOD_LABELS
 
 __all__ = ["METHOD_LABELS", "markdown_table", "write_plots", "write_report"]
-
-METHOD_LABELS = {
-    "ce": "CE on the full LT set",
-    "random": "BNS + random class-balanced undersampling",
-    "paper": "BNS + IP-DPP, paper's Algorithm 1",
-    "exact": "BNS + IP-DPP, exact k-DPP",
-    "linear_probe": "BNS linear probe",
-}
 
 
 def _cell(value: float) -> str:
