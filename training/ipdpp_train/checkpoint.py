@@ -22,6 +22,7 @@ import torch
 
 __all__ = [
     "CheckpointWriteError",
+    "logged_seconds",
     "save_atomic",
     "write_bytes_atomic",
     "write_logs",
@@ -134,3 +135,13 @@ def _csv_cell(value: Any) -> str:
     if any(c in text for c in ',"\n'):
         return '"' + text.replace('"', '""') + '"'
     return text
+
+
+def logged_seconds(directory: Path) -> float:
+    """Training seconds of every phase under ``directory``: the sum of the per-epoch
+    ``seconds`` of their ``log.json`` files (validation passes excluded), the same whether
+    a phase ran at once or over several resumed invocations."""
+    total = 0.0
+    for log in sorted(Path(directory).rglob("log.json")):
+        total += sum(float(r.get("seconds", 0.0)) for r in json.loads(log.read_text()))
+    return total

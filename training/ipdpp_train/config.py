@@ -36,6 +36,8 @@ __all__ = [
 
 #: The built-in methods (``[[variants]]`` add more).
 METHODS = tuple(BUILTIN_METHODS)
+#: What one invocation does (RunConfig.stage).
+RUN_STAGES = ("all", "stage2", "eval")
 #: Sources whose data are a user's own, used as given by default.
 USER_SOURCES = ("npz", "folder")
 SOURCES = ("digits", "fashion-mnist", "cifar10", "cifar100", *USER_SOURCES)
@@ -191,6 +193,10 @@ class RunConfig:
     progress: bool = True
     resume: bool = False
     save_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
+    # Reuse an encoder instead of training stage 1: a run folder (its stage1/), a phase folder
+    # of a finished run (stage1/ for the BNS encoder, ce/ for the CE model's) or a checkpoint.
+    from_stage1: Optional[str] = None
+    stage: str = "all"  # "all" | "stage2" (stage 1 loaded, never trained) | "eval" (no training)
 
 
 @dataclass(frozen=True)
@@ -315,6 +321,8 @@ def validate(config: Config) -> None:
     if r.threads is not None:
         _positive("run.threads", r.threads)
     _positive("run.save_every", r.save_every)
+    if r.stage not in RUN_STAGES:
+        raise ValueError(f"run.stage must be one of {', '.join(RUN_STAGES)}; got {r.stage!r}")
     if e.val_every is not None:
         _positive("eval.val_every", e.val_every)
 

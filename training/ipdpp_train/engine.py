@@ -171,6 +171,9 @@ class PhaseOptions:
         Epochs between validation passes (None: about ten per phase, and the last epoch).
     validator : Validator, optional
         Scores models on the validation split (None, or an empty split: no validation).
+    load_only : bool
+        Never train: load the phase's finished checkpoint, or raise ValueError where it is
+        missing or unfinished (evaluation of an existing run).
     """
 
     resume: bool = False
@@ -178,6 +181,7 @@ class PhaseOptions:
     save_every: int = 1
     val_every: int | None = None
     validator: Validator | None = None
+    load_only: bool = False
 
 
 @dataclass
@@ -251,8 +255,18 @@ def run_phase(phase: Phase, runtime: Runtime, options: PhaseOptions) -> list[dic
     """
     checkpoint = phase.directory / "checkpoint.pt"
     start, history = 0, list[dict[str, Any]]()
-    if options.resume and checkpoint.is_file():
+    if options.load_only and not checkpoint.is_file():
+        raise ValueError(
+            f"{checkpoint} is missing: evaluation alone loads every phase it needs and never "
+            f"trains one; train {phase.name} first"
+        )
+    if (options.resume or options.load_only) and checkpoint.is_file():
         start, history = _load(phase, checkpoint, runtime)
+        if options.load_only and start < phase.epochs:
+            raise ValueError(
+                f"{checkpoint} holds {start} of {phase.epochs} epochs of {phase.name}: "
+                "evaluation alone needs it finished (continue the run with --resume first)"
+            )
         if runtime.is_main:  # a kill between the checkpoint and its logs left them behind
             write_logs(phase.directory, history)
     every = options.val_every or max(1, round(phase.epochs / 10))

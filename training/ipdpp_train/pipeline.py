@@ -8,6 +8,23 @@ Everything goes to ``run.out_dir / run.name``::
     <method>/                        checkpoint.pt, log.csv, log.json, metrics.json
     results.md, results.json         the comparison
     per_class_accuracy.png, class_counts.png
+
+Runs compose (``run.stage`` and ``run.from_stage1``, flags ``--stage`` and ``--from-stage1``):
+
+- ``from_stage1`` names a finished run folder, phase folder (``RUN/stage1`` for the BNS
+  encoder, ``RUN/ce`` for the CE model's encoder) or checkpoint whose encoder replaces stage 1
+  (:mod:`ipdpp_train.stage1_source`; its data and model keys must match this config's).
+- ``stage = "stage2"`` trains only methods that start from a trained encoder, never one from
+  scratch: the stage-1 encoder is loaded (from ``from_stage1``, else from this run folder's own
+  ``stage1/``) and the CE model of ``encoder = "ce"`` methods is this run's finished ``ce/``.
+- ``stage = "eval"`` trains nothing: every phase is loaded from this run folder's finished
+  checkpoints (the config must be the run's own, as for ``--resume``), the test set is scored
+  again and metrics.json, results.md/json and the plots are rewritten; config.* stay as they
+  were.
+
+A method's ``seconds`` are its phases' logged training seconds (per-epoch, so the same after a
+resume or a re-evaluation; validation passes excluded); ``wall_seconds`` is the time this
+invocation spent on it.
 """
 
 from __future__ import annotations
@@ -15,7 +32,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +46,7 @@ from .baselines import (
     train_cross_entropy,
     train_linear_probe,
 )
-from .checkpoint import write_text_atomic
+from .checkpoint import logged_seconds, write_text_atomic
 from .config import Config, method_specs
 from .config_io import config_to_dict, to_toml
 from .data import DeviceData, load_long_tailed, to_device
@@ -48,19 +65,24 @@ from .methods import SUBSET_MODES, MethodSpec, k_per_class_for, resolved, traine
 from .models import Classifier, Encoder, ProjectionHead, build_encoder
 from .report import write_report
 from .stage1 import train_stage1
+from .stage1_source import Stage1Source, load_encoder_state, stage1_source_of
 from .stage2 import default_k_per_class, train_stage2, trained_counts
 
 __all__ = ["ExperimentResult", "run_experiment"]
 
 # Keys that may change between an interrupted run and its --resume without changing results.
 # run.methods may grow: finished phases are loaded from their checkpoints, new ones trained, so
-# methods trained by separate (even concurrent) invocations end up in one comparison.
+# methods trained by separate (even concurrent) invocations end up in one comparison. The run
+# folder may have been moved or copied (out_dir, name) since it was written.
 _RESUME_FREE = {
+    ("run", "out_dir"),
+    ("run", "name"),
     ("run", "resume"),
     ("run", "progress"),
     ("run", "threads"),
     ("run", "methods"),
     ("run", "save_every"),
+    ("run", "stage"),
 }
 
 
@@ -111,8 +133,15 @@ def _check_resumable(directory: Path, config: Config) -> None:
 
 
 class _Experiment:
-    def __init__(self, config: Config, runtime: Runtime, callback: EpochCallback | None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        runtime: Runtime,
+        callback: EpochCallback | None,
+        source: Stage1Source | None,
+    ) -> None:
         self.config, self.runtime, self.callback = config, runtime, callback
+        self.source = source
         self.directory = Path(config.run.out_dir) / config.run.name
         self.host = load_long_tailed(config.data)
         self.data: DeviceData = to_device(self.host, runtime.device)
@@ -129,7 +158,11 @@ class _Experiment:
             save_every=config.run.save_every,
             val_every=config.eval.val_every,
             validator=self.validator,
+            load_only=config.run.stage == "eval",
         )
+        # Under stage = "stage2" the CE model (the encoder of encoder = "ce" methods) is this
+        # run's finished one, loaded; it is never trained there.
+        self.ce_options = replace(self.options, load_only=config.run.stage != "all")
         self._pretrained: Encoder | None = None
         self._ce: Classifier | None = None
         self.stage1_seconds = 0.0
@@ -146,6 +179,10 @@ class _Experiment:
         return encoder.to(self.runtime.device)
 
     def pretrained(self) -> Encoder:
+        if self._pretrained is None and self.source is not None:
+            encoder = self.new_encoder("stage1-init")
+            load_encoder_state(self.source, encoder)
+            self._pretrained = encoder
         if self._pretrained is None:
             began = time.perf_counter()
             encoder = self.new_encoder("stage1-init")
@@ -168,10 +205,10 @@ class _Experiment:
     def ce_model(self) -> Classifier:
         """The ``ce`` method's model (trained once per run; the CE encoder of other methods)."""
         if self._ce is None:
-            self._ce = self.scratch(self.specs["ce"])
+            self._ce = self.scratch(self.specs["ce"], self.ce_options)
         return self._ce
 
-    def scratch(self, spec: MethodSpec) -> Classifier:
+    def scratch(self, spec: MethodSpec, options: PhaseOptions | None = None) -> Classifier:
         cfg, rt = self.config, self.runtime
         # The same initial weights, batch order and augmentation whatever the loss ("ce-init",
         # "ce"), so that CE, the logit-adjusted loss and balanced softmax are paired.
@@ -179,8 +216,9 @@ class _Experiment:
         tau = {"ce": 0.0, "balanced-softmax": 1.0}.get(spec.loss, spec.loss_tau)
         directory = self.directory / spec.name
         train_cross_entropy(
-            cfg.ce, cfg.augment, model, self.data, rt, directory, self.options, loss_tau=tau
-        )
+            cfg.ce, cfg.augment, model, self.data, rt, directory, options or self.options,
+            loss_tau=tau,
+        )  # fmt: skip
         return model
 
     def train(self, method: str) -> nn.Module:
@@ -281,42 +319,49 @@ def run_experiment(config: Config, *, callback: EpochCallback | None = None) -> 
     FileNotFoundError
         When the dataset's files are missing.
     ValueError
-        For an inconsistent config, CUDA requested without a CUDA device, or ``--resume`` with a
-        config that differs from the interrupted run's.
+        For an inconsistent config, CUDA requested without a CUDA device, ``--resume`` (or
+        ``run.stage = "eval"``) with a config that differs from the run's, a stage-1 source
+        that does not fit (:func:`ipdpp_train.stage1_source.stage1_source_of`), or a phase
+        that ``run.stage`` needs finished but is not.
 
     Notes
     -----
     Under ``torchrun`` every process runs this function; rank 0 writes files and the others
     return empty metrics. Results depend on ``run.seed`` and ``data.data_seed`` only (for a
     fixed device and thread count), and a resumed run ends with the same weights as an
-    uninterrupted one.
+    uninterrupted one; so does a run whose stage 1 is reused from a run with the same seed.
     """
+    if config.run.stage == "eval":  # the run's own config, every phase loaded
+        config = replace(config, run=replace(config.run, resume=True))
     r = config.run
+    directory = Path(r.out_dir) / r.name
+    source = stage1_source_of(config, directory)
     runtime = setup_runtime(r.device, r.seed, r.threads, r.progress)
     finished = False
     try:
-        directory = Path(r.out_dir) / r.name
         if runtime.is_main:
             directory.mkdir(parents=True, exist_ok=True)
             if r.resume:
                 _check_resumable(directory, config)
-            write_text_atomic(directory / "config.toml", to_toml(config))
-            write_text_atomic(
-                directory / "config.json", json.dumps(config_to_dict(config), indent=1)
-            )
+            if r.stage != "eval":  # the config that trained the checkpoints stays on record
+                write_text_atomic(directory / "config.toml", to_toml(config))
+                text = json.dumps(config_to_dict(config), indent=1)
+                write_text_atomic(directory / "config.json", text)
         runtime.barrier()
-        experiment = _Experiment(config, runtime, callback)
+        experiment = _Experiment(config, runtime, callback, source)
         metrics: dict[str, Metrics] = {}
         models: dict[str, nn.Module] = {}
         seconds: dict[str, float] = {}
+        wall: dict[str, float] = {}
         validation: dict[str, dict[str, float]] = {}
         for method in r.methods:
             began, stage1_before = time.perf_counter(), experiment.stage1_seconds
             models[method] = experiment.train(method)
             # Stage 1 is shared: its time is reported once, not charged to the first method.
             stage1_share = experiment.stage1_seconds - stage1_before
-            seconds[method] = time.perf_counter() - began - stage1_share
+            wall[method] = time.perf_counter() - began - stage1_share
             if runtime.is_main:
+                seconds[method] = logged_seconds(directory / method)
                 metrics[method], confusion = experiment.evaluate(models[method])
                 validation[method] = experiment.validate(models[method])
                 payload = {
@@ -324,6 +369,7 @@ def run_experiment(config: Config, *, callback: EpochCallback | None = None) -> 
                     "validation": validation[method],
                     **experiment.notes.get(method, {}),
                     "seconds": seconds[method],
+                    "wall_seconds": wall[method],
                     "confusion": confusion.tolist(),  # rows: true class, columns: predicted
                 }
                 write_text_atomic(directory / method / "metrics.json", json.dumps(payload))
@@ -331,9 +377,12 @@ def run_experiment(config: Config, *, callback: EpochCallback | None = None) -> 
         table = ""
         if runtime.is_main:
             k = config.stage2.k_per_class or default_k_per_class(experiment.host.train_counts)
+            stage1_dir = directory / "stage1" if source is None else source.checkpoint.parent
             extra: dict[str, Any] = {
                 "seconds": seconds,
-                "stage1_seconds": experiment.stage1_seconds,
+                "wall_seconds": wall,
+                "stage1_seconds": logged_seconds(stage1_dir),
+                "stage1_from": None if source is None else source.describe(),
                 "k_per_class": k,
                 "device": str(runtime.device),
                 "world_size": runtime.world_size,

@@ -16,7 +16,7 @@ from .data import LongTailData
 from .evaluate import Metrics, ShotThresholds
 from .methods import METHOD_LABELS
 
-__all__ = ["METHOD_LABELS", "markdown_table", "write_plots", "write_report"]
+__all__ = ["METHOD_LABELS", "markdown_table", "save_figure", "write_plots", "write_report"]
 
 
 def _cell(value: float) -> str:
@@ -91,7 +91,7 @@ def write_plots(results: Mapping[str, Metrics], data: LongTailData, directory: P
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     fig.tight_layout()
     paths.append(directory / "per_class_accuracy.png")
-    _save_figure(fig, paths[-1])
+    save_figure(fig, paths[-1])
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(max(5.0, 0.5 * len(names)), 3))
@@ -102,12 +102,13 @@ def write_plots(results: Mapping[str, Metrics], data: LongTailData, directory: P
     ax.set_title("Long-tailed training set")
     fig.tight_layout()
     paths.append(directory / "class_counts.png")
-    _save_figure(fig, paths[-1])
+    save_figure(fig, paths[-1])
     plt.close(fig)
     return paths
 
 
-def _save_figure(fig: Any, path: Path) -> None:
+def save_figure(fig: Any, path: Path) -> None:
+    """A matplotlib figure as a PNG at ``path``, written atomically."""
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=120, format="png")
     write_bytes_atomic(path, buffer.getvalue())
@@ -122,6 +123,9 @@ def write_report(
 ) -> str:
     """Write results.md, results.json and the plots into ``directory``; return the Markdown."""
     table = markdown_table(results, thresholds, data)
+    source = extra.get("stage1_from")
+    if source:  # the encoder was reused, not trained here: say from where
+        table += f"\nStage 1 not trained here: the encoder is {source['checkpoint']}.\n"
     write_text_atomic(directory / "results.md", table)
     payload = {
         "methods": {k: v.to_dict() for k, v in results.items()},
