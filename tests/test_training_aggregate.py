@@ -8,7 +8,8 @@ import math
 import pytest
 
 from ipdpp_train.aggregate import aggregate, load_sweep, mean_se, paired_difference
-from ipdpp_train.sweep import aggregate_sweep, parse_seeds
+from ipdpp_train.config import Config, RunConfig
+from ipdpp_train.sweep import aggregate_sweep, parse_seeds, seed_config
 
 #: Student's t, 97.5 % quantile, 2 degrees of freedom (from a printed table).
 T_975_2 = 4.302652729749462
@@ -124,3 +125,12 @@ def test_seed_lists():
     for bad in ("", "a", "4-2", "-1", "1-"):
         with pytest.raises(ValueError, match="--seeds"):
             parse_seeds(bad)
+
+
+def test_each_seed_gets_its_own_resumed_run_folder(tmp_path):
+    base = Config(run=RunConfig(name="s", from_stage1="old/seed-{seed}/ce", threads=None))
+    one = seed_config(base, 3, tmp_path / "s", jobs=2).run
+    assert (one.out_dir, one.name, one.seed) == (str(tmp_path / "s"), "seed-3", 3)
+    assert one.resume and one.from_stage1 == "old/seed-3/ce"
+    assert not one.progress and one.threads is not None and one.threads >= 1
+    assert seed_config(base, 3, tmp_path, jobs=1).run.threads is None
