@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._memory import available_memory
 from .balanced import balanced_subset
 from .greedy import greedy_map
 from .kernels import EIGENVALUE_RTOL, DenseKernel, IPDPPKernel, Kernel, LowRankKernel
@@ -39,5 +40,6 @@ __all__ = [
     "inclusion_probabilities",
     "greedy_map",
     "balanced_subset",
+    "available_memory",
     "__version__",
 ]

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from ._adapters import ArrayAdapter
+from ._memory import MemoryOption
 
 __all__ = ["Spectrum", "StructuredKernel", "Backend", "SpectrumT"]
 
@@ -72,9 +73,17 @@ class Backend(Protocol[SpectrumT]):
         """The adapter of the caller's arrays: validation reads them through it."""
         ...
 
-    def lowrank_spectrum(self, features: Any, quality: Any | None, rtol: float) -> SpectrumT:
+    @property
+    def low_memory_supported(self) -> bool:
+        """Whether low-rank spectra can leave their eigenvectors unstored (:mod:`ipdpp._memory`)."""
+        ...
+
+    def lowrank_spectrum(
+        self, features: Any, quality: Any | None, rtol: float, memory: MemoryOption = "full"
+    ) -> SpectrumT:
         """Spectrum of ``diag(q) B B^T diag(q)``; features (n, d) float32/float64, quality (n,)
-        float64 or None; eigenvalues ``<= rtol * max`` dropped."""
+        float64 or None; eigenvalues ``<= rtol * max`` dropped; ``memory`` (validated) decides
+        whether the eigenvectors are stored."""
         ...
 
     def dense_spectrum(

@@ -20,12 +20,17 @@ class Spectrum:
         """(rank,), ascending, read-only view."""
     @property
     def eigenvectors(self) -> npt.NDArray[np.float64]:
-        """(n, rank), row-major, orthonormal columns, read-only view."""
+        """(n, rank), row-major, orthonormal columns, read-only view (formed on first access;
+        ValueError for a low-memory spectrum)."""
+    @property
+    def low_memory(self) -> bool:
+        """True when the eigenvectors are never stored: rows are computed from the features."""
 
 def lowrank_spectrum(
     features: npt.NDArray[np.floating],
     quality: npt.NDArray[np.float64] | None,
     rtol: float,
+    eigenvector_budget: int = -1,
 ) -> Spectrum: ...
 def dense_spectrum(
     L: npt.NDArray[np.float64],

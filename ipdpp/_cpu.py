@@ -9,6 +9,7 @@ import numpy as np
 from . import _core
 from ._adapters import HostArrays
 from ._backend import StructuredKernel
+from ._memory import MemoryOption, budget
 
 __all__ = ["CpuBackend"]
 
@@ -23,14 +24,19 @@ class CpuBackend:
     """
 
     name = "cpu"
+    low_memory_supported = True
 
     def __init__(self, arrays: HostArrays) -> None:
         self.arrays = arrays
 
     def lowrank_spectrum(
-        self, features: np.ndarray, quality: np.ndarray | None, rtol: float
+        self,
+        features: np.ndarray,
+        quality: np.ndarray | None,
+        rtol: float,
+        memory: MemoryOption = "full",
     ) -> _core.Spectrum:
-        return _core.lowrank_spectrum(features, quality, rtol)
+        return _core.lowrank_spectrum(features, quality, rtol, budget(memory))
 
     def dense_spectrum(
         self, L: np.ndarray, rtol: float, symmetry_rtol: float, psd_rtol: float

@@ -18,6 +18,7 @@ import numpy as np
 from ._adapters import ArrayAdapter, HostArrays
 from ._backend import StructuredKernel
 from ._cpu import CpuBackend
+from ._memory import MemoryOption
 
 __all__ = ["CudaBackend", "CudaSpectrum"]
 
@@ -60,6 +61,8 @@ class CudaBackend:
     """
 
     name = "cuda"
+    #: The eigenvectors live in device memory; there is no low-memory mode on a GPU.
+    low_memory_supported = False
 
     def __init__(self, extension: ModuleType | Any, arrays: ArrayAdapter) -> None:
         self.extension = extension
@@ -71,7 +74,9 @@ class CudaBackend:
     def _dtype_name(self, x: Any) -> str:
         return str(self.arrays.dtype(x))
 
-    def lowrank_spectrum(self, features: Any, quality: Any | None, rtol: float) -> CudaSpectrum:
+    def lowrank_spectrum(
+        self, features: Any, quality: Any | None, rtol: float, memory: MemoryOption = "full"
+    ) -> CudaSpectrum:
         n, d = (int(s) for s in features.shape)
         quality_pointer = 0 if quality is None else self.arrays.pointer(quality)
         handle = self.extension.lowrank_spectrum(

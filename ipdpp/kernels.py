@@ -21,6 +21,7 @@ from . import _core
 from ._backend import Backend
 from ._dispatch import backend_for
 from ._frameworks import source_eps
+from ._memory import MemoryOption, check_memory_option
 from ._validation import check_unit_interval, parse_alpha, real_array
 
 __all__ = ["EIGENVALUE_RTOL", "Kernel", "LowRankKernel", "DenseKernel", "IPDPPKernel"]
@@ -87,10 +88,17 @@ class Kernel:
         eigenvectors : numpy.ndarray, float64, shape (n, rank)
             Orthonormal eigenvectors as columns, row-major (read-only). ``L`` is
             ``eigenvectors @ diag(eigenvalues) @ eigenvectors.T`` up to the dropped eigenvalues.
+            A :class:`LowRankKernel` forms them on the first call (one pass over the features).
 
         For a kernel built from CUDA arrays both are arrays of the input's framework (torch or
         CuPy) on its GPU: eigenvalues float64, eigenvectors in the input's dtype (float32 or
         float64; a zero-copy view of the cached spectrum).
+
+        Raises
+        ------
+        ValueError
+            For a :class:`LowRankKernel` in low-memory mode (``memory``), which never stores its
+            eigenvectors.
 
         Examples
         --------
@@ -121,6 +129,20 @@ class LowRankKernel(Kernel):
     quality : array, shape (n,), optional
         Non-negative per-item quality ``q`` (default: all ones), on the device of ``features``.
         Converted to float64 (a copy of n values when it is not already float64).
+    memory : {"auto", "full", "low"} or int, default "auto"
+        Whether the n x rank float64 eigenvectors (``8 n rank`` bytes) are stored. ``"full"``:
+        stored (formed at their first use). ``"low"``: never stored; the samplers compute the
+        rows ``V_i = q_i B_i W`` (``W = U Lambda^{-1/2}``, d x rank) they read from the
+        features, so the extra memory is O(n) (leverage scores and their alias table, about 32
+        bytes per item) and ``features`` may be a ``numpy.memmap`` larger than memory. An int is
+        a budget in bytes: low memory when the eigenvectors exceed it. ``"auto"``: a budget of
+        half the memory available when the eigendecomposition runs (Linux ``MemAvailable`` of
+        /proc/meminfo, capped by the cgroup limit; see :func:`ipdpp.available_memory`). Only
+        the rejection sampler runs in low-memory mode (``method="auto"`` picks it; forcing
+        ``"sequential"`` is a ValueError), a sample costs ``d k`` multiply-adds per proposal
+        instead of ``k`` reads, and ``eigh()`` is unavailable. For ``n <= d`` the eigenvectors
+        are no larger than the features and always stored; a kernel on a GPU takes "auto" or
+        "full" only.
 
     Attributes
     ----------
@@ -134,15 +156,19 @@ class LowRankKernel(Kernel):
     Notes
     -----
     The inputs are checked at construction, on their device; the eigendecomposition runs on
-    first use (``rank``, ``eigh``, sampling).
+    first use (``rank``, ``eigh``, sampling). The kernel reads ``features`` again while
+    sampling when its eigenvectors are formed late or never: do not modify them afterwards.
+    Low-memory and stored kernels draw the same samples for the same seed, except where
+    rounding (about 1e-16 relative) of a computed row flips an acceptance test.
 
     Raises
     ------
     TypeError
-        If an array has an integer, bool or complex dtype.
+        If an array has an integer, bool or complex dtype, or ``memory`` is not a string or int.
     ValueError
         If ``features`` is not 2-D or is empty, ``quality`` does not have shape (n,), an entry is
-        NaN or Inf, or a quality is negative; or for CUDA arrays without the CUDA build.
+        NaN or Inf, or a quality is negative; if ``memory`` is an unknown string, a negative
+        budget, or not "auto"/"full" for CUDA arrays; or for CUDA arrays without the CUDA build.
 
     Examples
     --------
@@ -150,10 +176,22 @@ class LowRankKernel(Kernel):
     >>> K = ipdpp.LowRankKernel(np.random.default_rng(0).standard_normal((100, 8)))
     >>> K.n, K.rank
     (100, 8)
+
+    Eigenvectors never stored (the same call takes a ``numpy.memmap`` of features on disk):
+
+    >>> B = np.random.default_rng(0).standard_normal((1000, 8)).astype(np.float32)
+    >>> K = ipdpp.LowRankKernel(B, memory="low")
+    >>> K.low_memory, ipdpp.sample_k_dpp(K, 5, seed=0).shape
+    (True, (1, 5))
     """
 
-    def __init__(self, features: Any, quality: Any = None) -> None:
+    def __init__(
+        self, features: Any, quality: Any = None, *, memory: MemoryOption = "auto"
+    ) -> None:
         backend = backend_for(("features", features), ("quality", quality))
+        self.memory: MemoryOption = check_memory_option(
+            memory, low_memory_supported=backend.low_memory_supported
+        )
         arrays = backend.arrays
         B = real_array(features, "features", arrays, ndim=2, shape_doc="(n, d)")
         n, d = (int(s) for s in B.shape)
@@ -173,7 +211,14 @@ class LowRankKernel(Kernel):
             self.quality = q
 
     def _compute_spectrum(self) -> Any:
-        return self._backend.lowrank_spectrum(self.features, self.quality, EIGENVALUE_RTOL)
+        return self._backend.lowrank_spectrum(
+            self.features, self.quality, EIGENVALUE_RTOL, self.memory
+        )
+
+    @property
+    def low_memory(self) -> bool:
+        """Whether the eigenvectors are never stored (``memory``); runs the eigendecomposition."""
+        return bool(getattr(self._spectrum(), "low_memory", False))
 
     def __repr__(self) -> str:
         return f"LowRankKernel(n={self.n}, d={self.d}, quality={self.quality is not None})"

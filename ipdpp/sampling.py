@@ -80,14 +80,16 @@ def sample_k_dpp(
         Unsigned 64-bit seed of the Philox generator.
     method : {"auto", "sequential", "rejection", "structured", "spectral"}, default "auto"
         ``"sequential"``: one O(n k) pass over the eigenvectors per selected item (workspace:
-        ``n k`` doubles per thread).
+        ``n k`` doubles per thread); not available for a low-memory kernel
+        (``LowRankKernel(..., memory=...)``), which never stores them.
         ``"rejection"``: Barthelmé et al. (2023), proposals from the leverage scores of the full
         eigenbasis (alias table built once per kernel), per-sample cost independent of n.
         ``"auto"``: rejection when its modelled cost ``H_k (rank (310 + 23 k) + 0.4 k^3)`` is below
         the sequential ``n k (k + 57)`` (constants fitted to measurements, in units of one
         multiply-add of the sequential pass; roughly, rejection once ``n`` is a few times
         ``rank log k``). The rule depends only on ``(n, rank, k)``, so a sample never depends on
-        the batch it was drawn in. For an ``IPDPPKernel`` "auto" means "structured".
+        the batch it was drawn in. For an ``IPDPPKernel`` "auto" means "structured"; for a
+        low-memory kernel it means "rejection" (rows computed from the features).
         ``"structured"`` (IPDPPKernel only): the O(N k) diagonal-plus-rank-one sampler, no
         eigendecomposition. ``"spectral"``: the eigendecomposition path with the "auto" choice
         between sequential and rejection. On a GPU, "auto" picks the fused sequential kernel while
@@ -112,7 +114,7 @@ def sample_k_dpp(
         If ``k < 0``, ``k`` exceeds the kernel's rank, ``num_samples < 0``, the samples
         (``8 * max(k, 1)`` bytes each) need more than the machine's memory, ``seed`` or
         ``sample_offset`` is out of range, ``threads`` is not in ``[1, 2**31)`` or ``method`` is
-        unknown or does not apply to the kernel.
+        unknown or does not apply to the kernel ("sequential" for a low-memory kernel).
 
     Notes
     -----
@@ -197,7 +199,8 @@ def sample_dpp(
     ValueError
         If ``num_samples < 0``, the samples (at least 120 bytes each) need more than the
         machine's memory, ``seed``/``sample_offset`` is out of range, ``threads`` is not in
-        ``[1, 2**31)``, or ``method`` is unknown or "structured".
+        ``[1, 2**31)``, or ``method`` is unknown, "structured", or "sequential" for a low-memory
+        kernel.
 
     Notes
     -----

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bindings/array.h"
@@ -33,8 +34,24 @@ py::array readonly_view(const double* data, std::vector<py::ssize_t> shape, py::
   return view;
 }
 
-SpectrumPtr lowrank(const py::array& features, const std::optional<py::array>& quality,
-                    double rtol) {
+// Keeps Python objects alive from C++ (a spectrum that reads the caller's features later); the
+// reference is dropped with the GIL taken, whichever thread releases the last owner.
+class PythonReference {
+ public:
+  explicit PythonReference(py::object object) : object_(std::move(object)) {}
+  PythonReference(const PythonReference&) = delete;
+  PythonReference& operator=(const PythonReference&) = delete;
+  ~PythonReference() {
+    py::gil_scoped_acquire gil;
+    object_ = py::object();
+  }
+
+ private:
+  py::object object_;
+};
+
+SpectrumPtr lowrank(const py::array& features, const std::optional<py::array>& quality, double rtol,
+                    std::int64_t eigenvector_budget) {
   require_ndim(features, 2, "features");
   require_c_contiguous(features, "features");
   const DType dtype = real_dtype(features, "features");
@@ -50,11 +67,17 @@ SpectrumPtr lowrank(const py::array& features, const std::optional<py::array>& q
                             std::to_string(quality->shape(0)) + ",)");
     q = typed_data<double>(*quality);
   }
+  // The spectrum reads rows of the features (and quality) again while sampling when its
+  // eigenvectors are formed late or never, so it keeps them alive.
+  std::shared_ptr<const void> owner = std::make_shared<PythonReference>(
+      py::make_tuple(features, quality ? py::object(*quality) : py::none()));
   GilReleasedInterruptibly release;
   Spectrum s = dispatch_dtype(dtype, [&](auto tag) {
-    return lowrank_spectrum(typed_data<decltype(tag)>(features), n, d, q, rtol);
+    return lowrank_spectrum_basis(typed_data<decltype(tag)>(features), n, d, q, rtol,
+                                  std::move(owner));
   });
-  return std::make_shared<SpectralSampler>(std::move(s));
+  const EigenvectorStorage storage = choose_eigenvector_storage(n, s.rank, eigenvector_budget);
+  return std::make_shared<SpectralSampler>(std::move(s), storage);
 }
 
 SpectrumPtr dense(const py::array& L, double rtol, double symmetry_rtol, double psd_rtol) {
@@ -153,12 +176,22 @@ void register_spectral(py::module_& m) {
       .def_property_readonly(
           "eigenvectors",
           [](py::object self) {
-            const Spectrum& s = self.cast<const SpectralSampler&>().spectrum();
-            return readonly_view(s.eigenvectors.data(),
-                                 {static_cast<py::ssize_t>(s.n), static_cast<py::ssize_t>(s.rank)},
-                                 self);
+            const auto& sampler = self.cast<const SpectralSampler&>();
+            const double* data;
+            {
+              GilReleasedInterruptibly release;  // the first call may form them (a pass over B)
+              data = sampler.eigenvectors().data();
+            }
+            const Spectrum& s = sampler.spectrum();
+            return readonly_view(
+                data, {static_cast<py::ssize_t>(s.n), static_cast<py::ssize_t>(s.rank)}, self);
           },
-          "float64 (n, rank), row-major, orthonormal columns; a read-only view");
+          "float64 (n, rank), row-major, orthonormal columns; a read-only view (formed on first "
+          "access; ValueError for a low-memory spectrum, which never stores them)")
+      .def_property_readonly(
+          "low_memory",
+          [](const SpectralSampler& s) { return s.storage() == EigenvectorStorage::kOnDemand; },
+          "True when the eigenvectors are never stored: rows are computed from the features");
 
   m.def(
       "auto_method",
@@ -173,7 +206,11 @@ void register_spectral(py::module_& m) {
       "items (k; on the GPU the expected size of a DPP) from a spectrum of n items and `rank` "
       "eigenpairs whose eigenvectors have `itemsize` bytes (the GPU rule reads it).");
   m.def("lowrank_spectrum", &lowrank, "features"_a, "quality"_a = py::none(), "rtol"_a,
-        "Spectrum of L = diag(q) B B^T diag(q) through the dual Gram matrix.");
+        "eigenvector_budget"_a = -1,
+        "Spectrum of L = diag(q) B B^T diag(q) through the dual Gram matrix. Its n x rank "
+        "eigenvectors are stored (formed on first use) when their 8 n rank bytes fit in "
+        "eigenvector_budget (< 0: no limit), else never: rows are computed from the features, "
+        "which the spectrum keeps referring to.");
   m.def("dense_spectrum", &dense, "L"_a, "rtol"_a, "symmetry_rtol"_a = kSymmetryRtol,
         "psd_rtol"_a = -1.0,
         "Spectrum of a dense symmetric PSD L (ValueError naming L otherwise); psd_rtol < 0 "

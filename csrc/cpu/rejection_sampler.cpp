@@ -9,6 +9,7 @@
 #include "common/rejection_bound.h"
 #include "cpu/hot_loop.h"
 #include "cpu/projection_sampler.h"
+#include "cpu/row_source.h"
 
 namespace ipdpp {
 namespace {
@@ -22,11 +23,15 @@ constexpr int kLookahead = 8;
 LeverageProposal build_leverage_proposal(const Spectrum& spectrum) {
   IPDPP_ASSERT(spectrum.rank > 0);
   LeverageProposal p;
-  resize_huge(p.leverage, static_cast<std::size_t>(spectrum.n));
-  const std::int64_t r = spectrum.rank;
-  for (std::int64_t i = 0; i < spectrum.n; ++i) {
-    const double* row = spectrum.eigenvectors.data() + i * r;
-    p.leverage[i] = dot(row, row, r);
+  if (spectrum.has_eigenvectors()) {
+    resize_huge(p.leverage, static_cast<std::size_t>(spectrum.n));
+    const std::int64_t r = spectrum.rank;
+    for (std::int64_t i = 0; i < spectrum.n; ++i) {
+      const double* row = spectrum.eigenvectors.data() + i * r;
+      p.leverage[i] = dot(row, row, r);
+    }
+  } else {
+    p.leverage = leverage_scores(*spectrum.basis);
   }
   // Read at random buckets, like V.
   resize_huge(p.keep, static_cast<std::size_t>(spectrum.n));
@@ -35,23 +40,22 @@ LeverageProposal build_leverage_proposal(const Spectrum& spectrum) {
   return p;
 }
 
-IPDPP_HOT void project_rejection(const Spectrum& spectrum, const LeverageProposal& proposal,
-                                 const std::int64_t* cols, std::int64_t k, RandomStream& rng,
-                                 std::int64_t* out) {
-  if (k == 0) return;
-  const std::int64_t r = spectrum.rank;
-  const double* V = spectrum.eigenvectors.data();
+namespace {
+
+// The rejection phase reading the rows V_{i,J} through `rows` (cpu/row_source.h): stored rows of V,
+// or rows computed from the features. Inlined into one instantiation per row source.
+template <class Rows>
+[[gnu::always_inline]] inline void rejection_phase(const Rows& rows, std::int64_t n, std::int64_t r,
+                                                   const LeverageProposal& proposal, std::int64_t k,
+                                                   RandomStream& rng, std::int64_t* out) {
   const double* leverage = proposal.leverage.data();
-  bool identity = (k == r);  // all columns in order: use rows of V in place, no gather
-  for (std::int64_t c = 0; identity && c < k; ++c) identity = (cols[c] == c);
-  std::vector<double> basis(checked_size(k, k)), gathered(static_cast<std::size_t>(k)),
-      coef(static_cast<std::size_t>(k));
+  std::vector<double> basis(checked_size(k, k)), coef(static_cast<std::size_t>(k)),
+      scratch(static_cast<std::size_t>(rows.scratch_size()));
 
   // Proposals form a fixed stream (three uniforms each) whatever gets accepted, so they are drawn
-  // kLookahead ahead of use and the cache lines their gather reads are prefetched: V is usually
-  // far larger than the caches, and the gathers from random rows otherwise wait on DRAM. One
-  // prefetch per gathered element (not per line of the row's span) keeps the memory traffic at
-  // what the gather needs when k is much smaller than the rank.
+  // kLookahead ahead of use and the cache lines their row reads are prefetched (Rows::prefetch):
+  // V (or B) is usually far larger than the caches, and reads from random rows otherwise wait on
+  // DRAM.
   struct Pending {
     std::int64_t item;
     double u_accept;
@@ -61,9 +65,8 @@ IPDPP_HOT void project_rejection(const Spectrum& spectrum, const LeverageProposa
     const double u_bucket = rng.uniform();
     const double u_coin = rng.uniform();
     const std::int64_t i =
-        alias_draw(proposal.keep.data(), proposal.alias.data(), spectrum.n, u_bucket, u_coin);
-    const double* row = V + i * r;
-    for (std::int64_t c = 0; c < k; ++c) __builtin_prefetch(row + cols[c]);
+        alias_draw(proposal.keep.data(), proposal.alias.data(), n, u_bucket, u_coin);
+    rows.prefetch(i);
     __builtin_prefetch(leverage + i);
     return Pending{i, rng.uniform()};
   };
@@ -85,13 +88,7 @@ IPDPP_HOT void project_rejection(const Spectrum& spectrum, const LeverageProposa
       // fall below the residual. The residual only shrinks as directions are projected out, so
       // each partial value is an upper bound and the test can reject as soon as one falls below.
       const double threshold = p.u_accept * leverage[i];
-      const double* row = V + i * r;
-      if (identity) {
-        y = row;
-      } else {
-        for (std::int64_t c = 0; c < k; ++c) gathered[c] = row[cols[c]];
-        y = gathered.data();
-      }
+      y = rows.row(i, scratch.data());
       double left = dot(y, y, k);  // ||V_{i,J}||^2 <= leverage_i: the first, O(k) test
       bool accepted = left > threshold;
       for (std::int64_t s = 0; accepted && s < t; ++s) {
@@ -106,6 +103,34 @@ IPDPP_HOT void project_rejection(const Spectrum& spectrum, const LeverageProposa
     out[t] = item;
     if (t + 1 < k) orthonormal_direction(y, coef.data(), basis.data(), t, k, basis.data() + t * k);
   }
+}
+
+IPDPP_HOT void rejection_stored(const Spectrum& spectrum, const LeverageProposal& proposal,
+                                const std::int64_t* cols, std::int64_t k, RandomStream& rng,
+                                std::int64_t* out) {
+  const StoredRows rows(spectrum.eigenvectors.data(), spectrum.rank, cols, k);
+  rejection_phase(rows, spectrum.n, spectrum.rank, proposal, k, rng, out);
+}
+
+template <class T>
+void rejection_computed(const Spectrum& spectrum, const LeverageProposal& proposal,
+                        const std::int64_t* cols, std::int64_t k, RandomStream& rng,
+                        std::int64_t* out) {
+  const ComputedRows<T> rows(*spectrum.basis, cols, k);
+  rejection_phase(rows, spectrum.n, spectrum.rank, proposal, k, rng, out);
+}
+
+}  // namespace
+
+void project_rejection(const Spectrum& spectrum, const LeverageProposal& proposal,
+                       const std::int64_t* cols, std::int64_t k, RandomStream& rng,
+                       std::int64_t* out) {
+  if (k == 0) return;
+  if (spectrum.has_eigenvectors()) return rejection_stored(spectrum, proposal, cols, k, rng, out);
+  IPDPP_ASSERT(spectrum.basis != nullptr);
+  dispatch_dtype(spectrum.basis->dtype, [&](auto tag) {
+    rejection_computed<decltype(tag)>(spectrum, proposal, cols, k, rng, out);
+  });
 }
 
 }  // namespace ipdpp

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -11,15 +12,59 @@
 #include "cpu/select_eigenvectors.h"
 
 namespace ipdpp {
+namespace {
 
-SpectralSampler::SpectralSampler(Spectrum spectrum) : spectrum_(std::move(spectrum)) {
+std::string gibibytes(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.3g GiB", bytes / 1073741824.0);
+  return text;
+}
+
+}  // namespace
+
+SpectralSampler::SpectralSampler(Spectrum spectrum, EigenvectorStorage storage)
+    : spectrum_(std::move(spectrum)),
+      storage_(spectrum_.has_eigenvectors() ? EigenvectorStorage::kStored : storage) {
+  IPDPP_ASSERT(spectrum_.has_eigenvectors() || spectrum_.basis != nullptr);
   log_eigenvalues_.reserve(spectrum_.eigenvalues.size());
   for (double lam : spectrum_.eigenvalues) log_eigenvalues_.push_back(std::log(lam));
 }
 
+const std::vector<double>& SpectralSampler::eigenvectors() const {
+  IPDPP_REQUIRE(
+      storage_ == EigenvectorStorage::kStored,
+      "the eigenvectors of a low-memory kernel (memory='low', or more than its memory "
+      "budget) are never stored: its samplers compute the rows they read from the "
+      "features; build the kernel with memory='full' to store them (8 n rank bytes = " +
+          gibibytes(8.0 * static_cast<double>(spectrum_.n) * static_cast<double>(spectrum_.rank)) +
+          ")");
+  std::call_once(eigenvectors_once_, [this] {
+    if (spectrum_.has_eigenvectors()) return;
+    // Formed once, before any sampler reads them; every later reader passes call_once first.
+    auto& mutable_spectrum = const_cast<Spectrum&>(spectrum_);
+    resize_huge(mutable_spectrum.eigenvectors, checked_size(spectrum_.n, spectrum_.rank));
+    form_eigenvectors(*spectrum_.basis, mutable_spectrum.eigenvectors.data());
+  });
+  return spectrum_.eigenvectors;
+}
+
+const Spectrum& SpectralSampler::sampling_spectrum() const {
+  if (storage_ == EigenvectorStorage::kStored) eigenvectors();
+  return spectrum_;
+}
+
+void SpectralSampler::check_method(ProjectionMethod method) const {
+  IPDPP_REQUIRE(
+      !(method == ProjectionMethod::kSequential && storage_ == EigenvectorStorage::kOnDemand),
+      "method='sequential' reads whole columns of the eigenvectors, which a low-memory "
+      "kernel (memory='low', or more than its memory budget) never stores; use "
+      "method='rejection' or 'auto' (which is rejection there), or build the kernel "
+      "with memory='full'");
+}
+
 const LeverageProposal& SpectralSampler::proposal() const {
   std::call_once(proposal_once_, [this] {
-    proposal_ = std::make_unique<LeverageProposal>(build_leverage_proposal(spectrum_));
+    proposal_ = std::make_unique<LeverageProposal>(build_leverage_proposal(sampling_spectrum()));
   });
   return *proposal_;
 }
@@ -28,13 +73,17 @@ void SpectralSampler::project(const std::int64_t* cols, std::int64_t k, std::uin
                               std::uint64_t sample, ProjectionMethod method,
                               std::int64_t* out) const {
   if (k == 0) return;  // an empty sample needs no tables (and a rank-0 spectrum has none)
-  if (method == ProjectionMethod::kAuto) method = choose_cpu_method(spectrum_.n, spectrum_.rank, k);
+  if (method == ProjectionMethod::kAuto) {
+    method = storage_ == EigenvectorStorage::kOnDemand
+                 ? ProjectionMethod::kRejection
+                 : choose_cpu_method(spectrum_.n, spectrum_.rank, k);
+  }
   if (method == ProjectionMethod::kRejection) {
     RandomStream rng(seed, sample, RandomPurpose::kRejection);
-    project_rejection(spectrum_, proposal(), cols, k, rng, out);
+    project_rejection(sampling_spectrum(), proposal(), cols, k, rng, out);
   } else {
     RandomStream rng(seed, sample, RandomPurpose::kSequential);
-    project_sequential(spectrum_, cols, k, rng, out);
+    project_sequential(sampling_spectrum(), cols, k, rng, out);
   }
   std::sort(out, out + k);
 }
@@ -46,6 +95,7 @@ void SpectralSampler::sample_k(std::int64_t k, std::int64_t num_samples, std::ui
   IPDPP_REQUIRE(k <= spectrum_.rank, "k = " + std::to_string(k) + " exceeds the kernel's rank " +
                                          std::to_string(spectrum_.rank));
   IPDPP_REQUIRE(num_samples >= 0, "num_samples must be non-negative");
+  check_method(method);
   if (k == 0 || num_samples == 0) return;
   const auto table = esp_tables_.get(log_eigenvalues_.data(), spectrum_.rank, k);
   parallel_for(num_samples, threads, [&](std::int64_t i) {
@@ -64,6 +114,7 @@ std::vector<std::vector<std::int64_t>> SpectralSampler::sample_dpp(std::int64_t 
                                                                    ProjectionMethod method,
                                                                    int threads) const {
   IPDPP_REQUIRE(num_samples >= 0, "num_samples must be non-negative");
+  check_method(method);
   std::vector<std::vector<std::int64_t>> samples(static_cast<std::size_t>(num_samples));
   parallel_for(num_samples, threads, [&](std::int64_t i) {
     const std::uint64_t sample = sample_offset + static_cast<std::uint64_t>(i);

@@ -17,15 +17,43 @@
 
 namespace ipdpp {
 
+// Where the rows of the eigenvectors V (n x rank) come from.
+//   kStored:   V is stored, formed at its first use when the spectrum came without it.
+//   kOnDemand: V is never formed; the rejection sampler computes the rows it reads from the
+//              features (cpu/row_source.h), the leverage scores come from one pass over them, and
+//              the extra memory is O(n) (the leverage scores and their alias table). The
+//              sequential sampler, which reads whole columns of V at every step, is unavailable.
+enum class EigenvectorStorage { kStored, kOnDemand };
+
+// The storage of the eigenvectors of n x rank within a budget of `budget` bytes (< 0: no limit):
+// stored when their 8 n rank bytes fit in it.
+inline EigenvectorStorage choose_eigenvector_storage(std::int64_t n, std::int64_t rank,
+                                                     std::int64_t budget) {
+  if (budget < 0) return EigenvectorStorage::kStored;
+  const double bytes = 8.0 * static_cast<double>(n) * static_cast<double>(rank);
+  return bytes <= static_cast<double>(budget) ? EigenvectorStorage::kStored
+                                              : EigenvectorStorage::kOnDemand;
+}
+
 // A spectrum with the tables its samplers reuse across calls (the leverage proposal, ESP tables
-// per k), built lazily and thread-safely. This is the object behind ipdpp._core.Spectrum.
+// per k, the eigenvectors when they are formed late), built lazily and thread-safely. This is the
+// object behind ipdpp._core.Spectrum.
 class SpectralSampler {
  public:
-  explicit SpectralSampler(Spectrum spectrum);
+  // `storage` kOnDemand needs a spectrum with a feature basis (lowrank_spectrum_basis with n > d);
+  // for any other spectrum it means kStored, since such eigenvectors are formed already.
+  explicit SpectralSampler(Spectrum spectrum,
+                           EigenvectorStorage storage = EigenvectorStorage::kStored);
   SpectralSampler(const SpectralSampler&) = delete;
   SpectralSampler& operator=(const SpectralSampler&) = delete;
 
+  // Eigenvalues, sizes and the feature basis; the eigenvectors may not be formed yet (see
+  // eigenvectors()).
   const Spectrum& spectrum() const { return spectrum_; }
+  EigenvectorStorage storage() const { return storage_; }
+  // The n x rank eigenvectors, formed on the first call when the spectrum came without them.
+  // Throws std::invalid_argument (ValueError) in kOnDemand storage.
+  const std::vector<double>& eigenvectors() const;
 
   // num_samples k-DPP samples; sample i uses the streams of sample number sample_offset + i and
   // is written, sorted ascending, to out[i * k .. i * k + k). Throws std::invalid_argument for
@@ -41,11 +69,17 @@ class SpectralSampler {
 
  private:
   const LeverageProposal& proposal() const;
+  // The spectrum, with its eigenvectors formed (kStored) or as it is (kOnDemand).
+  const Spectrum& sampling_spectrum() const;
+  // Throws std::invalid_argument for a method the storage cannot run (kSequential, kOnDemand).
+  void check_method(ProjectionMethod method) const;
   // Projection phase for one sample whose selected eigenvector columns are `cols`.
   void project(const std::int64_t* cols, std::int64_t k, std::uint64_t seed, std::uint64_t sample,
                ProjectionMethod method, std::int64_t* out) const;
 
   Spectrum spectrum_;
+  EigenvectorStorage storage_;
+  mutable std::once_flag eigenvectors_once_;
   std::vector<double> log_eigenvalues_;
   mutable std::once_flag proposal_once_;
   mutable std::unique_ptr<LeverageProposal> proposal_;

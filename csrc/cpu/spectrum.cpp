@@ -20,10 +20,6 @@
 namespace ipdpp {
 namespace {
 
-// Rows of B converted to double per block: 1024 rows x d = 256 columns is 2 MiB, large enough for
-// BLAS-3 efficiency and small enough to stay in cache next to the output block.
-constexpr std::int64_t kRowBlock = 1024;
-
 // Eigendecomposes a symmetric m x m matrix `a` (overwritten) and returns the spectrum whose
 // eigenvectors are the kept columns of its eigenvector matrix, as n = m rows of length rank.
 Spectrum spectrum_of_symmetric(std::vector<double>& a, std::int64_t m, double rtol,
@@ -47,24 +43,6 @@ Spectrum spectrum_of_symmetric(std::vector<double>& a, std::int64_t m, double rt
   return s;
 }
 
-// Writes rows [row0, row0 + rows) of diag(q) B as a column-major d x rows block (that is, the
-// same rows, row-major, converted to double and scaled). Returns a pointer to the block, which is
-// B itself when no conversion is needed.
-template <class T>
-const double* scaled_rows(const T* features, std::int64_t row0, std::int64_t rows, std::int64_t d,
-                          const double* quality, std::vector<double>& buffer) {
-  if constexpr (std::is_same_v<T, double>) {
-    if (quality == nullptr) return features + row0 * d;
-  }
-  for (std::int64_t i = 0; i < rows; ++i) {
-    const T* src = features + (row0 + i) * d;
-    double* dst = buffer.data() + i * d;
-    const double qi = quality == nullptr ? 1.0 : quality[row0 + i];
-    for (std::int64_t c = 0; c < d; ++c) dst[c] = qi * static_cast<double>(src[c]);
-  }
-  return buffer.data();
-}
-
 }  // namespace
 
 void advise_huge_pages(const void* data, std::size_t bytes) {
@@ -82,12 +60,13 @@ void advise_huge_pages(const void* data, std::size_t bytes) {
 }
 
 template <class T>
-Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, const double* quality,
-                          double rtol) {
+Spectrum lowrank_spectrum_basis(const T* features, std::int64_t n, std::int64_t d,
+                                const double* quality, double rtol,
+                                std::shared_ptr<const void> owner) {
   IPDPP_REQUIRE(n >= 1, "features must have at least one row");
   IPDPP_REQUIRE(d >= 1, "features must have at least one column");
   IPDPP_REQUIRE(rtol >= 0.0 && rtol < 1.0, "rtol must be in [0, 1)");
-  const std::int64_t block = std::min(kRowBlock, n);
+  const std::int64_t block = std::min(kFeatureRowBlock, n);
   std::vector<double> buffer(checked_size(block, d));
 
   if (n <= d) {
@@ -97,7 +76,7 @@ Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, con
     std::vector<double> all(checked_size(n, d));
     for (std::int64_t row0 = 0; row0 < n; row0 += block) {
       const std::int64_t rows = std::min(block, n - row0);
-      const double* x = scaled_rows(features, row0, rows, d, quality, buffer);
+      const double* x = scaled_feature_rows(features, row0, rows, d, quality, buffer.data());
       std::copy(x, x + rows * d, all.begin() + row0 * d);
     }
     // all is column-major d x n (= X); L = X^T X, lower triangle, which is all dsyevd reads.
@@ -116,7 +95,7 @@ Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, con
   for (std::int64_t row0 = 0; row0 < n; row0 += block) {
     const std::int64_t rows = std::min(block, n - row0);
     interruption_point();
-    const double* x = scaled_rows(features, row0, rows, d, quality, buffer);
+    const double* x = scaled_feature_rows(features, row0, rows, d, quality, buffer.data());
     lapack::dsyrk('L', 'N', d, rows, 1.0, x, d, 1.0, dual.data(), d);
   }
   for (std::int64_t j = 0; j < d; ++j)  // the lower triangle dsyrk wrote
@@ -131,25 +110,36 @@ Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, con
   s.n = n;
   s.rank = d - first;
   s.eigenvalues.assign(w.begin() + first, w.end());
-  resize_huge(s.eigenvectors, checked_size(n, s.rank));
-  if (s.rank == 0) return s;
-
-  // W = U_kept Lambda^{-1/2} (d x rank, column-major), then V^T = W^T X block by block: the
-  // row-major n x rank V is the column-major rank x n V^T. An eigenvalue lambda gives a column
-  // whose orthonormality error is about eps * lambda_max / lambda <= eps / rtol.
-  std::vector<double> scaled_basis(checked_size(d, s.rank));
+  // W = U_kept Lambda^{-1/2} (d x rank, row-major); row i of V is q_i B_i W. An eigenvalue lambda
+  // gives a column of V whose orthonormality error is about eps * lambda_max / lambda <=
+  // eps / rtol.
+  auto basis = std::make_shared<FeatureBasis>();
+  basis->features = features;
+  basis->dtype = std::is_same_v<T, float> ? DType::kFloat32 : DType::kFloat64;
+  basis->n = n;
+  basis->d = d;
+  basis->rank = s.rank;
+  basis->quality = quality;
+  basis->owner = std::move(owner);
+  basis->w.resize(checked_size(d, s.rank));
   for (std::int64_t c = 0; c < s.rank; ++c) {
     const double inv_sqrt = 1.0 / std::sqrt(s.eigenvalues[c]);
     const double* u = dual.data() + (first + c) * d;
-    for (std::int64_t i = 0; i < d; ++i) scaled_basis[c * d + i] = u[i] * inv_sqrt;
+    for (std::int64_t i = 0; i < d; ++i) basis->w[i * s.rank + c] = u[i] * inv_sqrt;
   }
-  for (std::int64_t row0 = 0; row0 < n; row0 += block) {
-    const std::int64_t rows = std::min(block, n - row0);
-    interruption_point();
-    const double* x = scaled_rows(features, row0, rows, d, quality, buffer);
-    lapack::dgemm('T', 'N', s.rank, rows, d, 1.0, scaled_basis.data(), d, x, d, 0.0,
-                  s.eigenvectors.data() + row0 * s.rank, s.rank);
+  s.basis = std::move(basis);
+  return s;
+}
+
+template <class T>
+Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, const double* quality,
+                          double rtol) {
+  Spectrum s = lowrank_spectrum_basis(features, n, d, quality, rtol, nullptr);
+  if (!s.has_eigenvectors()) {
+    resize_huge(s.eigenvectors, checked_size(n, s.rank));
+    form_eigenvectors(*s.basis, s.eigenvectors.data());
   }
+  s.basis.reset();  // it refers to the caller's features, which need not outlive this call
   return s;
 }
 
@@ -157,6 +147,11 @@ template Spectrum lowrank_spectrum<float>(const float*, std::int64_t, std::int64
                                           double);
 template Spectrum lowrank_spectrum<double>(const double*, std::int64_t, std::int64_t, const double*,
                                            double);
+template Spectrum lowrank_spectrum_basis<float>(const float*, std::int64_t, std::int64_t,
+                                                const double*, double, std::shared_ptr<const void>);
+template Spectrum lowrank_spectrum_basis<double>(const double*, std::int64_t, std::int64_t,
+                                                 const double*, double,
+                                                 std::shared_ptr<const void>);
 
 Spectrum dense_spectrum(const double* L, std::int64_t n, double rtol, double symmetry_rtol,
                         double psd_rtol) {

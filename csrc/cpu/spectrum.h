@@ -4,7 +4,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
+
+#include "cpu/row_source.h"
 
 namespace ipdpp {
 
@@ -14,8 +17,15 @@ struct Spectrum {
   // The kept (positive) eigenvalues, ascending, length `rank`.
   std::vector<double> eigenvalues;
   // n x rank, row-major: row i holds item i's coordinates in the eigenbasis, so that a pass of
-  // the sampler over the items reads memory contiguously. Columns are orthonormal.
+  // the sampler over the items reads memory contiguously. Columns are orthonormal. Empty while
+  // not formed (see `basis`).
   std::vector<double> eigenvectors;
+  // Low-rank kernels with more items than features: W and the features, from which any row of
+  // the eigenvectors (and all of them, form_eigenvectors) is computed (cpu/row_source.h). Null
+  // for the other kernels, whose eigenvectors are always formed.
+  std::shared_ptr<const FeatureBasis> basis;
+
+  bool has_eigenvectors() const { return rank == 0 || !eigenvectors.empty(); }
 };
 
 // Asks the kernel to back [data, data + bytes) with transparent huge pages where it can (Linux;
@@ -40,6 +50,15 @@ void resize_huge(std::vector<T>& v, std::size_t count) {
 template <class T>
 Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, const double* quality,
                           double rtol);
+
+// The same spectrum with its eigenvectors not formed when n > d: `basis` holds W = U_kept
+// Lambda^{-1/2} and refers to `features` and `quality`, which `owner` keeps alive and which must
+// not change while the spectrum is in use. When n <= d the eigenvectors (n x rank, no larger than
+// the features) come formed and `basis` is null.
+template <class T>
+Spectrum lowrank_spectrum_basis(const T* features, std::int64_t n, std::int64_t d,
+                                const double* quality, double rtol,
+                                std::shared_ptr<const void> owner);
 
 // Default symmetry tolerance of dense_spectrum: |L_ij - L_ji| <= kSymmetryRtol * max_ij |L_ij|.
 // Kernels assembled in double precision (X X^T, diag(q) S diag(q)) are symmetric to a few ulps of

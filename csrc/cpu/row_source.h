@@ -1,0 +1,103 @@
+// Rows of a low-rank kernel's eigenvectors computed from its features instead of read from a
+// stored n x rank matrix. For L = diag(q) B B^T diag(q) with dual Gram B^T diag(q^2) B = U Lambda
+// U^T, row i of V is V_i = q_i B_i W with W = U_kept Lambda^{-1/2} (d x rank), so the features and
+// W determine every row: a kernel whose eigenvectors do not fit in memory keeps only W (and reads
+// B, which may be a memory-mapped file). The rejection sampler reads rows through the two row
+// sources below, a template parameter of its inner loop, so the stored path pays nothing for the
+// other one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/dtype.h"
+
+namespace ipdpp {
+
+// What determines the rows of V without V: the caller's features and quality (not copied; `owner`
+// keeps them alive) and W. The features must not change while the spectrum is in use.
+struct FeatureBasis {
+  const void* features = nullptr;  // B, n x d row-major, `dtype`
+  DType dtype = DType::kFloat64;
+  std::int64_t n = 0, d = 0, rank = 0;
+  const double* quality = nullptr;  // q (n), or null for q = 1
+  std::vector<double> w;            // W, d x rank row-major
+  std::shared_ptr<const void> owner;
+};
+
+// Rows per block of the passes over B: 1024 rows of d = 256 doubles is 2 MiB, large enough for
+// BLAS-3 efficiency and small enough to stay in cache next to the output block.
+constexpr std::int64_t kFeatureRowBlock = 1024;
+
+// Rows [row0, row0 + rows) of diag(q) B as doubles, row-major `rows` x d (a column-major d x rows
+// block for BLAS). Returns `features + row0 * d` itself when no conversion is needed, else fills
+// `buffer` (at least rows * d) and returns it.
+template <class T>
+const double* scaled_feature_rows(const T* features, std::int64_t row0, std::int64_t rows,
+                                  std::int64_t d, const double* quality, double* buffer);
+
+// V = diag(q) B W, n x rank row-major, into `out`, block by block (one BLAS-3 pass over B).
+void form_eigenvectors(const FeatureBasis& basis, double* out);
+
+// Leverage scores l_i = ||V_i||^2 of every item from one blocked pass over B, with O(block * rank)
+// workspace instead of V: the same products and sums as forming V and reading its rows back, so
+// both give the same scores.
+std::vector<double> leverage_scores(const FeatureBasis& basis);
+
+// Stored rows: y = V_{i,J} read from the n x rank matrix V, in place when J is every column in
+// order, else gathered.
+class StoredRows {
+ public:
+  // One prefetch per gathered element (not per line of the row's span) keeps the memory traffic
+  // at what the gather needs when k is much smaller than the rank.
+  StoredRows(const double* eigenvectors, std::int64_t rank, const std::int64_t* cols,
+             std::int64_t k);
+  void prefetch(std::int64_t i) const {
+    const double* row = v_ + i * rank_;
+    for (std::int64_t c = 0; c < k_; ++c) __builtin_prefetch(row + cols_[c]);
+  }
+  // Doubles of workspace row() needs.
+  std::int64_t scratch_size() const { return k_; }
+  // Row i's k coordinates, in `scratch` or in place.
+  const double* row(std::int64_t i, double* scratch) const {
+    const double* row = v_ + i * rank_;
+    if (identity_) return row;
+    for (std::int64_t c = 0; c < k_; ++c) scratch[c] = row[cols_[c]];
+    return scratch;
+  }
+
+ private:
+  const double* v_;
+  std::int64_t rank_;
+  const std::int64_t* cols_;
+  std::int64_t k_;
+  bool identity_;
+};
+
+// Computed rows: y = q_i B_i W_J with the d x k block W_J of the selected columns gathered once per
+// sample: d k multiply-adds and one read of B_i (d values) per row.
+// Both row sources provide prefetch(i) (a hint: start loading row i) and row(i, scratch) (y_i, k
+// doubles, in `scratch`, which has room for scratch_size() <= k of them, or in place).
+template <class T>
+class ComputedRows {
+ public:
+  ComputedRows(const FeatureBasis& basis, const std::int64_t* cols, std::int64_t k);
+  void prefetch(std::int64_t i) const {
+    const T* row = features_ + i * d_;
+    for (std::int64_t j = 0; j < d_; j += 64 / static_cast<std::int64_t>(sizeof(T)))
+      __builtin_prefetch(row + j);
+  }
+  std::int64_t scratch_size() const { return k_; }
+  // Row i's k coordinates, in `scratch`. Not thread-safe: one instance per sample.
+  const double* row(std::int64_t i, double* scratch) const;
+
+ private:
+  const T* features_;
+  const double* quality_;
+  std::int64_t d_, k_;
+  std::vector<double> wj_;         // d x k row-major
+  mutable std::vector<double> x_;  // B_i in double precision
+};
+
+}  // namespace ipdpp
