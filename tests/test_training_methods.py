@@ -20,7 +20,13 @@ from ipdpp_train.config import AugmentConfig
 from ipdpp_train.config_io import config_from_dict, load_config, to_toml
 from ipdpp_train.data import load_long_tailed, to_device
 from ipdpp_train.evaluate import ShotThresholds, Validator
-from ipdpp_train.losses import LogitAdjusted, log_prior, logit_adjusted_cross_entropy
+from ipdpp_train.losses import (
+    LogitAdjusted,
+    ldam_drw_loss,
+    log_prior,
+    logit_adjusted_cross_entropy,
+    make_criterion,
+)
 from ipdpp_train.methods import BUILTIN_METHODS, DEFAULT_METHODS
 from ipdpp_train.models import Classifier, small_cnn
 from ipdpp_train.pipeline import run_experiment
@@ -147,6 +153,29 @@ def test_logit_adjusted_loss_and_balanced_softmax_by_hand():
         logit_adjusted_cross_entropy(logits, labels, prior[:2], 1.0)
 
 
+def test_ldam_drw_loss_by_hand():
+    cosines = torch.tensor([[0.9, -0.2, 0.1], [0.3, 0.4, -0.5]], dtype=torch.float64)
+    labels = torch.tensor([2, 0])
+    counts = (81, 16, 1)
+    margins = [0.5 * (1 / n) ** 0.25 for n in counts]  # 0.5 * (n_min / n)^(1/4)
+    w = [(1 - 0.9999) / (1 - 0.9999**n) for n in counts]
+    w = [3 * v / sum(w) for v in w]
+    plain, weighted, total = 0.0, 0.0, 0.0
+    for z, y in zip(cosines.tolist(), labels.tolist()):
+        s = [30.0 * (zj - (margins[y] if j == y else 0.0)) for j, zj in enumerate(z)]
+        nll = -(s[y] - math.log(sum(math.exp(v) for v in s)))
+        plain += nll / 2
+        weighted += w[y] * nll
+        total += w[y]
+    assert float(ldam_drw_loss(cosines, labels, counts, False)) == pytest.approx(plain, rel=1e-12)
+    got = ldam_drw_loss(cosines, labels, counts, True)
+    assert float(got) == pytest.approx(weighted / total, rel=1e-12)
+    # Deferred: the criterion re-weights from 80 % of the phase on (epoch 8 of 10).
+    criterion = make_criterion("ldam-drw", 1.0, counts, 10, torch.device("cpu"))
+    assert float(criterion(cosines, labels, 7)) == pytest.approx(plain, rel=1e-12)
+    assert float(criterion(cosines, labels, 8)) == pytest.approx(weighted / total, rel=1e-12)
+
+
 def _biased_validator(labels: torch.Tensor) -> Validator:
     # Items are one-hot "images" of their class; a balanced validation split of 3 classes.
     x = torch.nn.functional.one_hot(labels, 3).double()
@@ -229,7 +258,8 @@ def test_out_of_fold_scores_come_from_a_copy_that_never_trained_on_the_item(
     real_epoch = stage2_module.supervised_epoch
 
     def spy_epoch(model, optimizer, data, indices, *args):
-        trained.setdefault(args[-3], []).append(np.asarray(indices).copy())  # by purpose
+        purpose = next(a for a in args if isinstance(a, str))
+        trained.setdefault(purpose, []).append(np.asarray(indices).copy())
         return real_epoch(model, optimizer, data, indices, *args)
 
     scored: list[tuple[int, torch.Tensor]] = []
@@ -292,6 +322,7 @@ VARIANT_ERRORS = [
     ({"name": "v", "scores": "noisy"}, "variants[0].scores must be one of"),
     ({"name": "v", "encoder": "scratch", "sampler": "exact"}, 'variants[0]: encoder = "scratch"'),
     ({"name": "v", "finetune": "none"}, 'variants[0].finetune = "none"'),
+    ({"name": "v", "loss": "ldam-drw"}, 'variants[0].loss = "ldam-drw" trains from scratch'),
     ({"name": "exact"}, "variants[0].name 'exact' is already a built-in"),
     ({"name": "a/b"}, "cannot name an output folder"),
     ({"sampler": "exact"}, "variants[0].name is required"),

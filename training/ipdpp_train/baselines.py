@@ -27,7 +27,7 @@ from .engine import (
     validation,
 )
 from .evaluate import Validator, encode
-from .losses import LogitAdjusted, log_prior
+from .losses import LogitAdjusted, log_prior, make_criterion
 from .models import Classifier, Encoder
 from .samplers import shuffled_batches
 from .stage2 import steps_per_epoch, supervised_epoch
@@ -49,16 +49,18 @@ def train_cross_entropy(
     directory: Path,
     options: PhaseOptions | None = None,
     *,
-    loss_tau: float = 0.0,
+    loss: str = "ce",
+    loss_tau: float = 1.0,
 ) -> list[dict[str, Any]]:
     """Train ``model`` from scratch on the whole long-tailed training set (in place).
 
     SGD with momentum and weight decay (none on biases and norm scales), linear warm-up then
     cosine (epochs, or ``config.steps`` whatever the dataset size), random crop (+ flip): the
-    plain baseline every long-tailed method is measured against. ``loss_tau`` > 0 trains with
-    the logit-adjusted loss of the training set's class prior instead (1: balanced softmax).
-    Initial weights, batch order and augmentation do not depend on the loss, so the CE,
-    logit-adjusted and balanced-softmax models are paired. Returns the per-epoch log.
+    plain baseline every long-tailed method is measured against. ``loss`` (with ``loss_tau``)
+    swaps cross-entropy for a long-tailed loss of :func:`ipdpp_train.losses.make_criterion`
+    ("ldam-drw" needs a :class:`~ipdpp_train.models.NormedLinear` head). Batch order and
+    augmentation do not depend on the loss, so the models are paired. Returns the per-epoch
+    log.
     """
     options = options or PhaseOptions()
     wrapped: nn.Module = DistributedDataParallel(model) if runtime.distributed else model
@@ -68,16 +70,18 @@ def train_cross_entropy(
     everything = np.arange(len(data.host.y_train))
     per_epoch = steps_per_epoch(len(everything), config.batch_size, runtime)
     schedule = make_schedule(config, config.lr, per_epoch)
-    prior = log_prior(data.host.train_counts, runtime.device) if loss_tau > 0 else None
+    criterion = make_criterion(
+        loss, loss_tau, data.host.train_counts, schedule.epochs, runtime.device
+    )
 
     def run_epoch(epoch: int) -> dict[str, Any]:
         return supervised_epoch(
             wrapped, optimizer, data, everything, config.batch_size, augment, runtime,
-            schedule, epoch, "ce", prior, loss_tau,
+            schedule, epoch, "ce", criterion,
         )  # fmt: skip
 
     phase = Phase(
-        "cross-entropy" if loss_tau == 0 else f"logit-adjusted (tau {loss_tau:g})",
+        "cross-entropy" if loss == "ce" else loss,
         directory,
         schedule.epochs,
         {"model": model},

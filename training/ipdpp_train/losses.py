@@ -11,20 +11,32 @@ is the case tau = 1), or subtracted after training (post-hoc adjustment).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "Criterion",
     "LogitAdjusted",
     "bns_loss",
     "bns_loss_code",
     "log_prior",
+    "ldam_drw_loss",
     "logit_adjusted_cross_entropy",
+    "make_criterion",
     "same_class_partners",
 ]
+
+#: A supervised loss: ``criterion(logits, labels, epoch) -> scalar``.
+Criterion = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+#: LDAM-DRW (Cao et al., NeurIPS 2019): the largest margin, the logit scale, the effective-
+#: number beta of the deferred re-weighting, and the fraction of the phase before it starts
+#: (160 of 200 epochs in the paper).
+LDAM_MAX_MARGIN, LDAM_SCALE, DRW_BETA, DRW_START = 0.5, 30.0, 0.9999, 0.8
 
 
 def log_prior(
@@ -67,6 +79,67 @@ def logit_adjusted_cross_entropy(
             f"prior_log must have shape ({logits.shape[-1]},); got {tuple(prior_log.shape)}"
         )
     return F.cross_entropy(logits + tau * prior_log.to(logits.dtype), labels)
+
+
+def ldam_drw_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    counts: Sequence[int],
+    reweight: bool,
+    *,
+    max_margin: float = LDAM_MAX_MARGIN,
+    scale: float = LDAM_SCALE,
+    beta: float = DRW_BETA,
+) -> torch.Tensor:
+    """The LDAM loss (Cao et al., NeurIPS 2019, Eq. 13), re-weighted when ``reweight`` (DRW).
+
+    ``logits`` are cosine similarities (a :class:`~ipdpp_train.models.NormedLinear` head); the
+    true class's logit is lowered by the margin ``Delta_c = max_margin * (n_min / n_c)^(1/4)``
+    before scaling by ``scale`` and cross-entropy. With ``reweight``, class c's terms are
+    weighted by ``(1 - beta) / (1 - beta^n_c)`` (the inverse effective number of Cui et al.
+    2019), normalised to sum to C: the deferred re-weighting of the paper's last epochs.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        float (B, C) cosine logits.
+    labels : torch.Tensor
+        int64 (B,).
+    counts : sequence of int
+        Training images per class (C,).
+    reweight : bool
+    """
+    n = torch.tensor([float(c) for c in counts], dtype=torch.float64)
+    margins = max_margin * (n.min() / n) ** 0.25
+    shift = torch.zeros_like(logits)
+    shift[torch.arange(len(labels)), labels] = margins.to(logits)[labels]
+    weight = None
+    if reweight:
+        w = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), n))
+        weight = (w * len(counts) / w.sum()).to(logits)
+    return F.cross_entropy(scale * (logits - shift), labels, weight=weight)
+
+
+def make_criterion(
+    loss: str, loss_tau: float, counts: Sequence[int], epochs: int, device: torch.device
+) -> Criterion:
+    """The training loss of a method: ``"ce"``, ``"logit-adjusted"`` (τ ``loss_tau``),
+    ``"balanced-softmax"`` (τ 1) or ``"ldam-drw"`` (re-weighted from epoch
+    ``ceil(DRW_START * epochs)`` on); ``counts`` is the class size of what the phase trains on."""
+    if loss == "ce":
+        return lambda logits, labels, epoch: F.cross_entropy(logits, labels)
+    if loss in ("logit-adjusted", "balanced-softmax"):
+        prior = log_prior(counts, device)
+        tau = 1.0 if loss == "balanced-softmax" else loss_tau
+        return lambda logits, labels, epoch: logit_adjusted_cross_entropy(
+            logits, labels, prior, tau
+        )
+    if loss == "ldam-drw":
+        start = math.ceil(DRW_START * epochs)
+        return lambda logits, labels, epoch: ldam_drw_loss(
+            logits, labels, counts, reweight=epoch >= start
+        )
+    raise ValueError(f"unknown loss {loss!r}")
 
 
 class LogitAdjusted(nn.Module):

@@ -67,7 +67,7 @@ SUBSET_MODES = {
     "paper": "paper",
 }
 FINETUNES = ("full", "classifier", "none")
-LOSSES = ("ce", "logit-adjusted", "balanced-softmax")
+LOSSES = ("ce", "logit-adjusted", "balanced-softmax", "ldam-drw")
 K_RULES = ("10x-min", "min")
 #: How stage 2 computes p (see :mod:`ipdpp_train.scores`).
 SCORES = ("augmented", "clean", "out-of-fold")
@@ -102,8 +102,10 @@ class MethodSpec:
     loss : str
         ``"ce"``, ``"logit-adjusted"`` (cross-entropy of ``logits + loss_tau * log prior``,
         Menon et al. ICLR 2021) or ``"balanced-softmax"`` (the same with ``loss_tau = 1``,
-        Ren et al. NeurIPS 2020). The prior is the class frequency of what the phase trains
-        on (the long-tailed set, or ``min(k, N_c)`` per class for a subset).
+        Ren et al. NeurIPS 2020), or ``"ldam-drw"`` (label-distribution-aware margins on a
+        cosine head with deferred re-weighting, Cao et al. NeurIPS 2019; from scratch only).
+        The prior (class sizes) is that of what the phase trains on (the long-tailed set, or
+        ``min(k, N_c)`` per class for a subset).
     loss_tau : float
         τ of the logit-adjusted loss.
     scores : str or None
@@ -159,6 +161,7 @@ BUILTIN_METHODS: dict[str, MethodSpec] = {
         ),
         _builtin("la-loss", "logit-adjusted loss", loss="logit-adjusted", **_SCRATCH),
         _builtin("balanced-softmax", "balanced softmax", loss="balanced-softmax", **_SCRATCH),
+        _builtin("ldam-drw", "LDAM-DRW", loss="ldam-drw", **_SCRATCH),
         _builtin("random", "BNS + random class-balanced undersampling", sampler="random"),
         _builtin("fixed-random", "BNS + one fixed random subset", sampler="fixed-random"),
         _builtin("exact", "BNS + IP-DPP, exact k-DPP", sampler="exact"),
@@ -215,6 +218,10 @@ def validate_spec(spec: MethodSpec, where: str) -> None:
     if spec.finetune == "none" and spec.encoder != "ce":
         raise ValueError(
             f'{where}.finetune = "none" reuses the ce model as it is; it needs encoder = "ce"'
+        )
+    if spec.loss == "ldam-drw" and spec.encoder != "scratch":
+        raise ValueError(
+            f'{where}.loss = "ldam-drw" trains from scratch; it needs encoder = "scratch"'
         )
     if spec.finetune == "none" and spec.loss != "ce":
         raise ValueError(f'{where}.loss has no effect with finetune = "none"; leave it "ce"')

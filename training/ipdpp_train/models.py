@@ -17,6 +17,7 @@ from .config import ModelConfig
 __all__ = [
     "Classifier",
     "Encoder",
+    "NormedLinear",
     "ProjectionHead",
     "build_encoder",
     "resnet18",
@@ -192,12 +193,26 @@ class ProjectionHead(nn.Module):
 
 
 class Classifier(nn.Module):
-    """An encoder followed by a linear layer; returns logits (B, num_classes)."""
+    """An encoder followed by a linear layer (or ``head``); returns logits (B, num_classes)."""
 
-    def __init__(self, encoder: Encoder, num_classes: int) -> None:
+    def __init__(self, encoder: Encoder, num_classes: int, head: nn.Module | None = None) -> None:
         super().__init__()
         self.encoder = encoder
-        self.head = nn.Linear(encoder.feature_dim, num_classes)
+        self.head: nn.Module = nn.Linear(encoder.feature_dim, num_classes) if head is None else head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(x))
+
+
+class NormedLinear(nn.Module):
+    """Cosine logits: ``normalize(x) @ normalize(W)`` (C,) per row, in [-1, 1], no bias (the
+    head of LDAM, Cao et al. 2019, whose loss scales them)."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = nn.functional.normalize(self.weight, dim=0)
+        return nn.functional.normalize(x, dim=1) @ w

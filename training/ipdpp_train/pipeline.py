@@ -62,7 +62,7 @@ from .evaluate import (
 )
 from .losses import LogitAdjusted, log_prior
 from .methods import SUBSET_MODES, MethodSpec, k_per_class_for, resolved, trainer_of
-from .models import Classifier, Encoder, ProjectionHead, build_encoder
+from .models import Classifier, Encoder, NormedLinear, ProjectionHead, build_encoder
 from .report import write_report
 from .stage1 import train_stage1
 from .stage1_source import Stage1Source, load_encoder_state, stage1_source_of
@@ -210,14 +210,15 @@ class _Experiment:
 
     def scratch(self, spec: MethodSpec, options: PhaseOptions | None = None) -> Classifier:
         cfg, rt = self.config, self.runtime
-        # The same initial weights, batch order and augmentation whatever the loss ("ce-init",
-        # "ce"), so that CE, the logit-adjusted loss and balanced softmax are paired.
-        model = Classifier(self.new_encoder("ce-init"), self.host.num_classes).to(rt.device)
-        tau = {"ce": 0.0, "balanced-softmax": 1.0}.get(spec.loss, spec.loss_tau)
-        directory = self.directory / spec.name
+        # The same initial encoder, batch order and augmentation whatever the loss ("ce-init",
+        # "ce"), so that CE and the long-tailed losses are paired.
+        encoder, c = self.new_encoder("ce-init"), self.host.num_classes
+        # LDAM's margins are on cosine logits.
+        head = NormedLinear(encoder.feature_dim, c) if spec.loss == "ldam-drw" else None
+        model = Classifier(encoder, c, head).to(rt.device)
         train_cross_entropy(
-            cfg.ce, cfg.augment, model, self.data, rt, directory, options or self.options,
-            loss_tau=tau,
+            cfg.ce, cfg.augment, model, self.data, rt, self.directory / spec.name,
+            options or self.options, loss=spec.loss, loss_tau=spec.loss_tau,
         )  # fmt: skip
         return model
 

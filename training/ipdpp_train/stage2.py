@@ -38,7 +38,7 @@ from .engine import (
     set_lr,
     validation,
 )
-from .losses import log_prior, logit_adjusted_cross_entropy
+from .losses import Criterion, make_criterion
 from .methods import SUBSET_MODES, MethodSpec, k_per_class_for
 from .models import Classifier
 from .samplers import shard, shuffled_batches
@@ -91,13 +91,12 @@ def supervised_epoch(
     schedule: Schedule,
     epoch: int,
     purpose: str,
-    prior_log: torch.Tensor | None = None,
-    tau: float = 0.0,
+    criterion: Criterion | None = None,
 ) -> dict[str, float]:
     """One epoch over ``data.x_train[indices]`` (shared with the from-scratch baselines).
 
     ``augment`` None trains on the raw images; ``schedule`` gives the rate of every step; the
-    loss is cross-entropy, or the logit-adjusted loss with ``prior_log`` (C,) and ``tau``.
+    loss is ``criterion(logits, labels, epoch)`` (None: cross-entropy).
     Batch order and augmentation are keyed by (run seed, ``purpose``, epoch).
     """
     model.train()
@@ -112,10 +111,10 @@ def supervised_epoch(
         if augment is not None:
             x = weak_augment(x, augment, g)
         logits = model(x)
-        if prior_log is None:
+        if criterion is None:
             loss = torch.nn.functional.cross_entropy(logits, y)
         else:
-            loss = logit_adjusted_cross_entropy(logits, y, prior_log, tau)
+            loss = criterion(logits, y, epoch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -238,10 +237,10 @@ def train_stage2(
     rounds = sampler in SUBSET_MODES
     size = len(labels) if sampler == "all" else sum(min(k, n) for n in counts)
     schedule = make_schedule(config, config.lr, steps_per_epoch(size, config.batch_size, runtime))
-    prior, tau = None, 0.0
-    if spec.loss != "ce":
-        prior = log_prior(trained_counts(sampler, k, counts), runtime.device)
-        tau = 1.0 if spec.loss == "balanced-softmax" else spec.loss_tau
+    criterion = make_criterion(
+        spec.loss, spec.loss_tau, trained_counts(sampler, k, counts), schedule.epochs,
+        runtime.device,
+    )  # fmt: skip
     everything = np.arange(len(labels))
     state: dict[str, Any] = {"subset": None, "rounds": []}
     # Out-of-fold scoring: one copy per fold, trained beside the model on the other folds.
@@ -335,14 +334,14 @@ def train_stage2(
         record.update(
             supervised_epoch(
                 main.wrapped, main.optimizer, data, indices, *common, schedule, epoch, "stage2",
-                prior, tau,
+                criterion,
             )
         )  # fmt: skip
         for f, scorer in enumerate(scorers):
             part = indices[folds[indices] != f]
             supervised_epoch(
                 scorer.wrapped, scorer.optimizer, data, part, *common, oof_schedule, epoch,
-                f"stage2-oof{f}", prior, tau,
+                f"stage2-oof{f}", criterion,
             )  # fmt: skip
         return record
 
