@@ -107,7 +107,9 @@ class MethodSpec:
         The prior (class sizes) is that of what the phase trains on (the long-tailed set, or
         ``min(k, N_c)`` per class for a subset).
     loss_tau : float
-        τ of the logit-adjusted loss.
+        τ of the logit-adjusted loss (at the default 1 it is the balanced softmax: the
+        built-ins ``la-loss`` and ``balanced-softmax`` then train the same model, as the two
+        papers' losses coincide; a variant with another τ differs).
     scores : str or None
         How stage 2 computes p: ``"augmented"``, ``"clean"`` or ``"out-of-fold"`` (see
         :mod:`ipdpp_train.scores`); None for ``stage2.scores``.
