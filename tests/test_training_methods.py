@@ -338,6 +338,22 @@ def test_variant_errors_name_the_key(tmp_path, variant, message):
         config_from_dict(table)
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("stage2", "scores", "noisy", "stage2.scores must be one of augmented, clean"),
+        ("stage2", "score_folds", 1, "stage2.score_folds must be >= 2"),
+        ("eval", "posthoc_tau_grid", [], "eval.posthoc_tau_grid must be a non-empty"),
+        ("eval", "posthoc_tau_grid", [0.0, -1.0], "eval.posthoc_tau_grid must be a non-empty"),
+    ],
+)
+def test_scoring_and_grid_errors_name_the_key(tmp_path, section, key, value, message):
+    table = tiny_table(tmp_path / "x.npz", tmp_path)
+    table.setdefault(section, {})[key] = value
+    with pytest.raises(ValueError, match=message):
+        config_from_dict(table)
+
+
 def test_variants_read_from_toml_and_round_trip(tmp_path):
     path = tmp_path / "v.toml"
     path.write_text(

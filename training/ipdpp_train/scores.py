@@ -14,7 +14,8 @@ items, as the re-sampling rounds need them.
   seen that item (stage 1 and, for a CE encoder, the CE training did see it: p is out-of-fold
   for stage 2, which is where memorisation of the subset happens). It costs one extra
   stage-2 training in total (the copies train on (F-1)/F of the subset each; F = 2 by
-  default: half each).
+  default: half each). The ``"features"`` sampler then takes the features from the model
+  itself (clean images); only p is out-of-fold.
 """
 
 from __future__ import annotations
