@@ -101,6 +101,14 @@ def test_eval_alone_loads_every_phase_and_rewrites_the_report(tiny_npz, tmp_path
               "--stage", "eval", "--methods", "random"])  # fmt: skip
     assert "random/checkpoint.pt is missing: evaluation alone" in capsys.readouterr().err
     assert _mtimes(run_dir) == before
+    # Stage 2 alone on the same run: cRT on the run's own CE model, which is loaded, not trained.
+    table = tiny_table(tiny_npz, tmp_path, methods=["ce+crt"], stage="stage2")
+    phases: set[str] = set()
+    crt = run_experiment(config_from_dict(table), callback=lambda phase, _: phases.add(phase))
+    assert len(phases) == 1 and "cross-entropy" not in phases and "stage1 (BNS)" not in phases
+    assert _equal_weights(crt.models["ce+crt"].encoder.inner, trained.models["ce"].encoder)
+    after = _mtimes(run_dir)
+    assert {k: after[k] for k in before} == before and "ce+crt/checkpoint.pt" in after
 
 
 def test_a_sweep_aggregates_its_seeds_and_resumes(tiny_npz, tmp_path, capsys):

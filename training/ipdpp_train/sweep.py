@@ -3,6 +3,7 @@
 A sweep folder ``run.out_dir / run.name`` holds::
 
     seed-S/                          one run folder per seed (see ipdpp_train.pipeline)
+    seed-S.toml, seed-S.log          with --jobs > 1: each seed's config and its process's output
     config.toml, config.json         the sweep's config (run.seed is replaced per seed)
     sweep.md, sweep.json             mean ± SE per method, paired differences, wall times
     sweep_accuracy.png, sweep_per_class.png, sweep_differences.png
@@ -18,11 +19,12 @@ to reuse every seed's own encoder from an earlier sweep (``OTHER/seed-{seed}/ce`
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -94,12 +96,46 @@ def seed_config(config: Config, seed: int, directory: Path, *, jobs: int = 1) ->
 
 
 def _run_seed(config: Config) -> tuple[int, float]:
-    # Top level, so that a spawned worker process can unpickle it.
     from .pipeline import run_experiment
 
     began = time.perf_counter()
     run_experiment(config)
     return config.run.seed, time.perf_counter() - began
+
+
+#: A worker's program: the CLI, with the current folder dropped from the import path (where
+#: that is a checkout, its ipdpp/ lacks the compiled extension); the path is the parent's.
+_WORKER = (
+    "import sys; sys.path[:] = [p for p in sys.path if p]; from ipdpp_train.cli import main; main()"
+)
+
+
+def _child_environment() -> dict[str, str]:
+    # The worker imports exactly what this process imports: its import path, in its order.
+    path = [os.path.abspath(p) for p in sys.path if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def _run_seed_process(config: Config, directory: Path, env: dict[str, str]) -> tuple[int, float]:
+    """One seed in a fresh ``ipdpp-train`` process: its config is written to
+    ``directory/seed-S.toml`` (rerunning ``ipdpp-train --config`` on it redoes that seed) and its
+    output to ``seed-S.log``."""
+    seed = config.run.seed
+    path = directory / f"{SEED_PREFIX}{seed}.toml"
+    write_text_atomic(path, to_toml(config))
+    began = time.perf_counter()
+    with open(directory / f"{SEED_PREFIX}{seed}.log", "w") as log:
+        done = subprocess.run(
+            [sys.executable, "-c", _WORKER, "--config", str(path)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, check=False,
+        )  # fmt: skip
+    if done.returncode != 0:
+        lines = (directory / f"{SEED_PREFIX}{seed}.log").read_text().strip().splitlines()
+        raise ValueError(
+            f"seed {seed}: {lines[-1] if lines else f'exit status {done.returncode}'} "
+            f"(all its output: {directory / f'{SEED_PREFIX}{seed}.log'})"
+        )
+    return seed, time.perf_counter() - began
 
 
 def run_sweep(
@@ -119,7 +155,8 @@ def run_sweep(
         ``run.out_dir / run.name`` is the sweep folder; ``run.seed`` is ignored.
     seeds : sequence of int
     jobs : int
-        Seeds trained at once, each in its own process (1: one after the other, here).
+        Seeds trained at once, each in its own ``ipdpp-train`` process (1: one
+        after the other, in this process).
     reference : str
         The method the others are paired with; must be in ``run.methods``.
     on_seed : callable, optional
@@ -153,26 +190,25 @@ def run_sweep(
             if on_seed is not None:
                 on_seed(seed, seconds)
     else:
-        failures: list[tuple[int, BaseException]] = []
-        spawn = multiprocessing.get_context("spawn")  # no forked torch thread pools
-        with ProcessPoolExecutor(max_workers=min(jobs, len(configs)), mp_context=spawn) as pool:
-            futures = {pool.submit(_run_seed, c): c.run.seed for c in configs}
-            for future, seed in futures.items():
+        directory.mkdir(parents=True, exist_ok=True)
+        env = _child_environment()
+        failures: list[str] = []
+        with ThreadPoolExecutor(max_workers=min(jobs, len(configs))) as pool:
+            futures = [pool.submit(_run_seed_process, c, directory, env) for c in configs]
+            for future in futures:
                 try:
-                    _, seconds = future.result()
-                except Exception as exc:  # reported below, once every seed has finished
-                    failures.append((seed, exc))
+                    seed, seconds = future.result()
+                except ValueError as exc:  # reported below, once every seed has finished
+                    failures.append(str(exc))
                     continue
                 walls[seed] = seconds
                 if on_seed is not None:
                     on_seed(seed, seconds)
         if failures:
-            first_seed, first_error = failures[0]
-            failed = ", ".join(str(s) for s, _ in failures)
             raise ValueError(
-                f"sweep: the run of seed(s) {failed} failed (the others are kept; rerun to "
-                f"resume): seed {first_seed}: {first_error}"
-            ) from first_error
+                f"sweep: {len(failures)} seed run(s) failed (the others are kept; rerun to "
+                f"resume): {'; '.join(failures)}"
+            )
     write_text_atomic(directory / "config.toml", to_toml(config))
     write_text_atomic(directory / "config.json", json.dumps(config_to_dict(config), indent=1))
     timing = {"jobs": jobs, "sweep_wall_seconds": time.perf_counter() - began,

@@ -73,11 +73,11 @@ def sweep_markdown(summary: Mapping[str, Any], context: Mapping[str, Any]) -> st
     ]
     for m in methods:
         cells = [_estimate(summary["accuracy"][m][g]) for g in GROUPS]
-        seconds = _estimate(summary["seconds"][m], 0)
+        seconds = _estimate(summary["seconds"][m])
         lines.append(f"| {_label(m)} | {' | '.join(cells)} | {seconds} |")
     stage1 = context.get("stage1_seconds")
     if stage1 and stage1["mean"]:
-        lines.append(f"\nStage-1 training seconds per seed: {_estimate(stage1, 0)}.")
+        lines.append(f"\nStage-1 training seconds per seed: {_estimate(stage1)}.")
     lines += [
         "",
         f"Paired differences against `{ref}` (method − {ref}, percentage points): mean over "
@@ -139,7 +139,7 @@ def write_sweep_plots(
                label=m)  # fmt: skip
     ax.set_xticks(x, list(GROUPS))
     ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 105)
     ax.set_title(f"Mean ± standard error over {len(summary['seeds'])} seed(s)")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4, frameon=False)
     fig.tight_layout()
@@ -148,15 +148,16 @@ def write_sweep_plots(
 
     names = context.get("class_names") or [str(c) for c in range(len(summary["groups"]))]
     counts = context.get("train_counts") or [""] * len(names)
-    fig, ax = plt.subplots(figsize=(min(16.0, max(7.0, 0.6 * len(names) + 3)), 4.5))
+    bars = len(names) * max(1, len(methods))
+    fig, ax = plt.subplots(figsize=(min(18.0, max(7.0, 3 + 0.12 * bars)), 4.5))
     x = np.arange(len(names))
     for off, m in zip(offsets, methods):
         cells = summary["accuracy"][m]["per_class"]
-        ax.errorbar(x + off, _values(cells, "mean"), yerr=_errors(cells, "se"), fmt="o-",
-                    markersize=3, capsize=2, linewidth=0.8, label=m)  # fmt: skip
+        ax.bar(x + off, _values(cells, "mean"), width, yerr=_errors(cells, "se"), capsize=1.5,
+               error_kw={"elinewidth": 0.8}, label=m)  # fmt: skip
     ax.set_xticks(x, [f"{n}\n({c})" for n, c in zip(names, counts)], fontsize=7)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 105)
     ax.set_title("Per-class accuracy (class, training images), head to tail; mean ± SE")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, frameon=False)
     fig.tight_layout()
