@@ -11,6 +11,11 @@
 #include "cpu/lapack.h"
 #include "cpu/spectrum.h"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 namespace ipdpp {
 namespace {
 
@@ -117,6 +122,30 @@ std::vector<double> leverage_scores(const FeatureBasis& basis) {
                                  leverage[row0 + i] = dot(block + i * r, block + i * r, r);
                              });
   return leverage;
+}
+
+RandomRowsHint::RandomRowsHint(const FeatureBasis* basis) {
+#if defined(__linux__) && defined(MADV_RANDOM)
+  const long page = sysconf(_SC_PAGESIZE);
+  if (page <= 0 || basis == nullptr || basis->features == nullptr) return;
+  const auto start = reinterpret_cast<std::uintptr_t>(basis->features);
+  const std::uintptr_t end = start + static_cast<std::uintptr_t>(basis->n) *
+                                         static_cast<std::uintptr_t>(basis->d) *
+                                         dtype_size(basis->dtype);
+  const std::uintptr_t first = start & ~(static_cast<std::uintptr_t>(page) - 1);
+  begin_ = reinterpret_cast<void*>(first);
+  bytes_ = end - first;
+  // A failure (memory the hint does not apply to) only leaves the default read-ahead.
+  if (madvise(begin_, bytes_, MADV_RANDOM) != 0) bytes_ = 0;
+#else
+  (void)basis;
+#endif
+}
+
+RandomRowsHint::~RandomRowsHint() {
+#if defined(__linux__) && defined(MADV_NORMAL)
+  if (bytes_ != 0) madvise(begin_, bytes_, MADV_NORMAL);
+#endif
 }
 
 StoredRows::StoredRows(const double* eigenvectors, std::int64_t rank, const std::int64_t* cols,

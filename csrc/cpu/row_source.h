@@ -7,6 +7,7 @@
 // other one.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -39,6 +40,22 @@ const double* scaled_feature_rows(const T* features, std::int64_t row0, std::int
 
 // V = diag(q) B W, n x rank row-major, into `out`, block by block (one BLAS-3 pass over B).
 void form_eigenvectors(const FeatureBasis& basis, double* out);
+
+// While it lives, tells the OS that the features are read at random rows (madvise MADV_RANDOM on
+// Linux; nothing elsewhere), then restores the default. A sampler reading rows of a memory-mapped
+// file larger than memory otherwise faults in a whole read-ahead window (up to megabytes) around
+// every row it reads; in memory (or for a file in the page cache) the hint changes nothing.
+class RandomRowsHint {
+ public:
+  explicit RandomRowsHint(const FeatureBasis* basis);  // null: no hint
+  RandomRowsHint(const RandomRowsHint&) = delete;
+  RandomRowsHint& operator=(const RandomRowsHint&) = delete;
+  ~RandomRowsHint();
+
+ private:
+  void* begin_ = nullptr;
+  std::size_t bytes_ = 0;
+};
 
 // Leverage scores l_i = ||V_i||^2 of every item from one blocked pass over B, with O(block * rank)
 // workspace instead of V: the same products and sums as forming V and reading its rows back, so

@@ -62,6 +62,10 @@ void SpectralSampler::check_method(ProjectionMethod method) const {
       "with memory='full'");
 }
 
+const FeatureBasis* SpectralSampler::computed_rows_basis() const {
+  return storage_ == EigenvectorStorage::kOnDemand ? spectrum_.basis.get() : nullptr;
+}
+
 const LeverageProposal& SpectralSampler::proposal() const {
   std::call_once(proposal_once_, [this] {
     proposal_ = std::make_unique<LeverageProposal>(build_leverage_proposal(sampling_spectrum()));
@@ -98,6 +102,7 @@ void SpectralSampler::sample_k(std::int64_t k, std::int64_t num_samples, std::ui
   check_method(method);
   if (k == 0 || num_samples == 0) return;
   const auto table = esp_tables_.get(log_eigenvalues_.data(), spectrum_.rank, k);
+  const RandomRowsHint hint(computed_rows_basis());
   parallel_for(num_samples, threads, [&](std::int64_t i) {
     const std::uint64_t sample = sample_offset + static_cast<std::uint64_t>(i);
     std::int64_t* dst = out + i * k;
@@ -116,6 +121,7 @@ std::vector<std::vector<std::int64_t>> SpectralSampler::sample_dpp(std::int64_t 
   IPDPP_REQUIRE(num_samples >= 0, "num_samples must be non-negative");
   check_method(method);
   std::vector<std::vector<std::int64_t>> samples(static_cast<std::size_t>(num_samples));
+  const RandomRowsHint hint(computed_rows_basis());
   parallel_for(num_samples, threads, [&](std::int64_t i) {
     const std::uint64_t sample = sample_offset + static_cast<std::uint64_t>(i);
     const std::vector<std::int64_t> cols =

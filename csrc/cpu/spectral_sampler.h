@@ -73,6 +73,8 @@ class SpectralSampler {
   const Spectrum& sampling_spectrum() const;
   // Throws std::invalid_argument for a method the storage cannot run (kSequential, kOnDemand).
   void check_method(ProjectionMethod method) const;
+  // The basis whose features the samplers read at random rows, or null (stored eigenvectors).
+  const FeatureBasis* computed_rows_basis() const;
   // Projection phase for one sample whose selected eigenvector columns are `cols`.
   void project(const std::int64_t* cols, std::int64_t k, std::uint64_t seed, std::uint64_t sample,
                ProjectionMethod method, std::int64_t* out) const;
