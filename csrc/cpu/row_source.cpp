@@ -45,44 +45,53 @@ void for_each_eigenvector_block(const FeatureBasis& basis, double* out, Use&& us
   });
 }
 
-// y = x W_J for x (d) and W_J (d x k row-major): four-lane accumulators over 16 columns at a time
-// stay in registers while the d rows of W_J stream past (the product is bound by reading W_J).
-IPDPP_HOT void row_times_basis(const double* x, const double* wj, std::int64_t d, std::int64_t k,
-                               double* y) {
+// y = x W_J for the R rows of x (R x d) and W_J (d x k), both row-major, into y (R x k). Each
+// element is one sum over j in order, whichever column block holds it and whatever R is, so a row
+// computed alone and in a batch are the same to the last bit. Per j, two vector loads of W_J serve
+// 2 R multiply-adds, with 2 R accumulators in registers.
+template <int R>
+[[gnu::always_inline]] inline void rows_times_basis(const double* x, const double* wj,
+                                                    std::int64_t d, std::int64_t k, double* y) {
+  std::int64_t c0 = 0;
 #if defined(__GNUC__)
   typedef double Lanes __attribute__((vector_size(32)));
-  std::int64_t c0 = 0;
-  for (; c0 + 16 <= k; c0 += 16) {
-    Lanes a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+  for (; c0 + 8 <= k; c0 += 8) {
+    Lanes a[R][2];
+    for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = Lanes{0, 0, 0, 0};
     for (std::int64_t j = 0; j < d; ++j) {
-      const double xj = x[j];
-      const Lanes s = {xj, xj, xj, xj};
-      const double* w = wj + j * k + c0;
-      Lanes w0, w1, w2, w3;
-      std::memcpy(&w0, w, sizeof(w0));
-      std::memcpy(&w1, w + 4, sizeof(w1));
-      std::memcpy(&w2, w + 8, sizeof(w2));
-      std::memcpy(&w3, w + 12, sizeof(w3));
-      a0 += s * w0;
-      a1 += s * w1;
-      a2 += s * w2;
-      a3 += s * w3;
+      Lanes w0, w1;
+      std::memcpy(&w0, wj + j * k + c0, sizeof(w0));
+      std::memcpy(&w1, wj + j * k + c0 + 4, sizeof(w1));
+      for (int r = 0; r < R; ++r) {
+        const double xj = x[r * d + j];
+        const Lanes s = {xj, xj, xj, xj};
+        a[r][0] += s * w0;
+        a[r][1] += s * w1;
+      }
     }
-    std::memcpy(y + c0, &a0, sizeof(a0));
-    std::memcpy(y + c0 + 4, &a1, sizeof(a1));
-    std::memcpy(y + c0 + 8, &a2, sizeof(a2));
-    std::memcpy(y + c0 + 12, &a3, sizeof(a3));
+    for (int r = 0; r < R; ++r) {
+      std::memcpy(y + r * k + c0, &a[r][0], sizeof(Lanes));
+      std::memcpy(y + r * k + c0 + 4, &a[r][1], sizeof(Lanes));
+    }
   }
-#else
-  std::int64_t c0 = 0;
 #endif
-  if (c0 == k) return;
-  std::fill(y + c0, y + k, 0.0);
-  for (std::int64_t j = 0; j < d; ++j) {
-    const double xj = x[j];
-    const double* w = wj + j * k;
-    for (std::int64_t c = c0; c < k; ++c) y[c] += xj * w[c];
+  for (; c0 < k; ++c0) {
+    double a[R];
+    for (int r = 0; r < R; ++r) a[r] = 0.0;
+    for (std::int64_t j = 0; j < d; ++j)
+      for (int r = 0; r < R; ++r) a[r] += x[r * d + j] * wj[j * k + c0];
+    for (int r = 0; r < R; ++r) y[r * k + c0] = a[r];
   }
+}
+
+IPDPP_HOT void compute_row_batch(const double* x, const double* wj, std::int64_t d, std::int64_t k,
+                                 double* y) {
+  rows_times_basis<kRowBatch>(x, wj, d, k, y);
+}
+
+IPDPP_HOT void compute_one_row(const double* x, const double* wj, std::int64_t d, std::int64_t k,
+                               double* y) {
+  rows_times_basis<1>(x, wj, d, k, y);
 }
 
 }  // namespace
@@ -161,7 +170,8 @@ ComputedRows<T>::ComputedRows(const FeatureBasis& basis, const std::int64_t* col
       d_(basis.d),
       k_(k),
       wj_(checked_size(basis.d, k)),
-      x_(static_cast<std::size_t>(basis.d)) {
+      batch_x_(checked_size(kRowBatch, basis.d)),
+      batch_y_(checked_size(kRowBatch, k)) {
   IPDPP_ASSERT(basis.features != nullptr &&
                basis.dtype == (std::is_same_v<T, float> ? DType::kFloat32 : DType::kFloat64));
   for (std::int64_t j = 0; j < d_; ++j)
@@ -169,15 +179,55 @@ ComputedRows<T>::ComputedRows(const FeatureBasis& basis, const std::int64_t* col
 }
 
 template <class T>
-const double* ComputedRows<T>::row(std::int64_t i, double* scratch) const {
-  double* x = x_.data();
-  const T* b = features_ + i * d_;
-  for (std::int64_t j = 0; j < d_; ++j) x[j] = static_cast<double>(b[j]);
-  row_times_basis(x, wj_.data(), d_, k_, scratch);
-  if (quality_ != nullptr) {
-    const double qi = quality_[i];
-    for (std::int64_t c = 0; c < k_; ++c) scratch[c] *= qi;
+void ComputedRows<T>::prefetch(std::int64_t i) const {
+  const T* row = features_ + i * d_;
+  for (std::int64_t j = 0; j < d_; j += 64 / static_cast<std::int64_t>(sizeof(T)))
+    __builtin_prefetch(row + j);
+  if (queue_size_ == kQueue) return;  // not the loops' pattern; row() then computes alone
+  queue_[(queue_head_ + queue_size_) % kQueue] = i;
+  ++queue_size_;
+}
+
+template <class T>
+void ComputedRows<T>::compute(int count) const {
+  for (int r = 0; r < count; ++r) {
+    const std::int64_t item = queue_[queue_head_];
+    queue_head_ = (queue_head_ + 1) % kQueue;
+    --queue_size_;
+    batch_items_[r] = item;
+    const T* b = features_ + item * d_;
+    for (std::int64_t j = 0; j < d_; ++j) batch_x_[r * d_ + j] = static_cast<double>(b[j]);
   }
+  if (count == kRowBatch) {
+    compute_row_batch(batch_x_.data(), wj_.data(), d_, k_, batch_y_.data());
+  } else {
+    for (int r = 0; r < count; ++r)
+      compute_one_row(batch_x_.data() + r * d_, wj_.data(), d_, k_, batch_y_.data() + r * k_);
+  }
+  if (quality_ != nullptr) {
+    for (int r = 0; r < count; ++r) {
+      const double qi = quality_[batch_items_[r]];
+      for (std::int64_t c = 0; c < k_; ++c) batch_y_[r * k_ + c] *= qi;
+    }
+  }
+  batch_next_ = 0;
+  batch_count_ = count;
+}
+
+template <class T>
+const double* ComputedRows<T>::row(std::int64_t i, double* scratch) const {
+  if (batch_next_ == batch_count_ && queue_size_ > 0 && queue_[queue_head_] == i)
+    compute(queue_size_ < kRowBatch ? queue_size_ : kRowBatch);
+  if (batch_next_ == batch_count_ || batch_items_[batch_next_] != i) {
+    // Read out of the prefetched order: forget the queue, compute the row alone.
+    queue_size_ = 0;
+    queue_[queue_head_] = i;
+    queue_size_ = 1;
+    compute(1);
+  }
+  const double* y = batch_y_.data() + batch_next_ * k_;
+  std::copy(y, y + k_, scratch);
+  ++batch_next_;
   return scratch;
 }
 

@@ -93,28 +93,37 @@ class StoredRows {
 };
 
 // Computed rows: y = q_i B_i W_J with the d x k block W_J of the selected columns gathered once per
-// sample: d k multiply-adds and one read of B_i (d values) per row.
+// sample: d k multiply-adds and one read of B_i (d values) per row. A matrix-vector product is
+// bound by reading W_J, so rows are computed kRowBatch at a time, each W_J load serving all of
+// them: row(i) for the oldest prefetched item computes it together with the next prefetched ones
+// (which the loop reads next; they are proposals of the same fixed stream). Every row gets the
+// same arithmetic alone or in a batch, so the batching never changes a value.
 // Both row sources provide prefetch(i) (a hint: start loading row i) and row(i, scratch) (y_i, k
 // doubles, in `scratch`, which has room for scratch_size() <= k of them, or in place).
+constexpr int kRowBatch = 4;
+
 template <class T>
 class ComputedRows {
  public:
   ComputedRows(const FeatureBasis& basis, const std::int64_t* cols, std::int64_t k);
-  void prefetch(std::int64_t i) const {
-    const T* row = features_ + i * d_;
-    for (std::int64_t j = 0; j < d_; j += 64 / static_cast<std::int64_t>(sizeof(T)))
-      __builtin_prefetch(row + j);
-  }
+  void prefetch(std::int64_t i) const;
   std::int64_t scratch_size() const { return k_; }
   // Row i's k coordinates, in `scratch`. Not thread-safe: one instance per sample.
   const double* row(std::int64_t i, double* scratch) const;
 
  private:
+  static constexpr int kQueue = 64;  // prefetched items not yet computed (the loops keep ~8)
+  void compute(int count) const;     // the `count` oldest queued items into batch_
+
   const T* features_;
   const double* quality_;
   std::int64_t d_, k_;
-  std::vector<double> wj_;         // d x k row-major
-  mutable std::vector<double> x_;  // B_i in double precision
+  std::vector<double> wj_;  // d x k row-major
+  mutable std::int64_t queue_[kQueue];
+  mutable int queue_head_ = 0, queue_size_ = 0;
+  mutable std::int64_t batch_items_[kRowBatch];
+  mutable int batch_next_ = 0, batch_count_ = 0;
+  mutable std::vector<double> batch_x_, batch_y_;  // kRowBatch x d (B rows), kRowBatch x k
 };
 
 }  // namespace ipdpp
