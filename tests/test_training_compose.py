@@ -145,4 +145,7 @@ def test_a_sweep_aggregates_its_seeds_and_resumes(tiny_npz, tmp_path, capsys):
         == result.summary["differences"]["exact"]["overall"]
     )
     main(["aggregate", str(sweep_dir), "--methods", "ce,random", "--reference", "random"])
-    assert "| method − random |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| method − random |" in out and "2 seed(s) at a time" in out
+    again = json.loads((sweep_dir / "sweep.json").read_text())
+    assert again["methods"] == ["ce", "random"] and again["command"] == summary["command"]

@@ -38,6 +38,10 @@ from .sweep_report import write_sweep_report
 __all__ = ["SweepResult", "aggregate_sweep", "parse_seeds", "run_sweep", "seed_config"]
 
 
+#: What sweep.json records about the sweep's own run, kept when it is re-aggregated.
+_RUN_KEYS = ("jobs", "sweep_wall_seconds", "seed_wall_seconds", "command")
+
+
 @dataclass(frozen=True)
 class SweepResult:
     """What a sweep or a re-aggregation wrote.
@@ -229,7 +233,8 @@ def aggregate_sweep(
     """Aggregate the seed folders of ``directory`` (no training) and write the sweep report.
 
     ``seeds`` and ``methods`` default to every ``seed-S`` folder and every method with metrics
-    (:func:`ipdpp_train.aggregate.load_sweep`); ``extra`` entries go into sweep.json.
+    (:func:`ipdpp_train.aggregate.load_sweep`); ``extra`` entries go into sweep.json (None:
+    the sweep's own timing and command from the sweep.json already there, if any).
 
     Raises
     ------
@@ -238,6 +243,9 @@ def aggregate_sweep(
     """
     directory = Path(directory)
     runs, results = load_sweep(directory, seeds, methods)
+    previous = directory / "sweep.json"
+    if extra is None and previous.is_file():  # re-aggregated: keep how the sweep itself ran
+        extra = {k: v for k, v in json.loads(previous.read_text()).items() if k in _RUN_KEYS}
     summary = aggregate(runs, reference, methods)
     first = results[summary["seeds"][0]]
     seeds_run = summary["seeds"]

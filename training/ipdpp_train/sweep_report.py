@@ -65,8 +65,8 @@ def sweep_markdown(summary: Mapping[str, Any], context: Mapping[str, Any]) -> st
         )
     lines += [
         "",
-        f"Test accuracy (%), mean ± standard error over {n} seed(s); training seconds per "
-        "method (stage 1 not included).",
+        f"Test accuracy (%), mean ± standard error over {n} seed(s); training seconds: the "
+        "logged epochs of the method's own phases (not the stage 1 or CE model it starts from).",
         "",
         "| method | overall | many | medium | few | training s |",
         "|---|---:|---:|---:|---:|---:|",
@@ -78,10 +78,16 @@ def sweep_markdown(summary: Mapping[str, Any], context: Mapping[str, Any]) -> st
     stage1 = context.get("stage1_seconds")
     if stage1 and stage1["mean"]:
         lines.append(f"\nStage-1 training seconds per seed: {_estimate(stage1)}.")
+    if context.get("sweep_wall_seconds") is not None:
+        lines.append(
+            f"\nWall time of the sweep: {context['sweep_wall_seconds']:.0f} s, "
+            f"{context.get('jobs', 1)} seed(s) at a time."
+        )
     lines += [
         "",
         f"Paired differences against `{ref}` (method − {ref}, percentage points): mean over "
-        f"seeds and {level} % Student-t interval ({n - 1} degrees of freedom); **bold**: "
+        f"seeds and {level} % Student-t interval ({n - 1} degree{'' if n == 2 else 's'} of "
+        "freedom); **bold**: "
         "resolved (the interval excludes 0).",
         "",
         f"| method − {ref} | overall | many | medium | few |",
