@@ -47,13 +47,17 @@ void build_alias_table(const double* weights, std::int64_t n, double* keep, Inde
   for (Index i : small) keep[i] = 1.0, alias[i] = i;
 }
 
-// The item of bucket floor(u_bucket * n) (clamped: u * n can round up to n) for the coin u_coin,
-// both uniforms in [0, 1).
+// Bucket floor(u_bucket * n) for a uniform in [0, 1), clamped: u * n can round up to n.
+IPDPP_HD std::int64_t alias_bucket(std::int64_t n, double u_bucket) {
+  const auto bucket = static_cast<std::int64_t>(u_bucket * static_cast<double>(n));
+  return bucket >= n ? n - 1 : bucket;
+}
+
+// The item of bucket alias_bucket(n, u_bucket) for the coin u_coin, both uniforms in [0, 1).
 template <class Index>
 IPDPP_HD std::int64_t alias_draw(const double* keep, const Index* alias, std::int64_t n,
                                  double u_bucket, double u_coin) {
-  auto bucket = static_cast<std::int64_t>(u_bucket * static_cast<double>(n));
-  if (bucket >= n) bucket = n - 1;
+  const std::int64_t bucket = alias_bucket(n, u_bucket);
   return u_coin < keep[bucket] ? bucket : static_cast<std::int64_t>(alias[bucket]);
 }
 

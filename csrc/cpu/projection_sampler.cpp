@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/interrupt.h"
 #include "cpu/hot_loop.h"
+#include "cpu/orthonormal_basis.h"
 
 namespace ipdpp {
 namespace {
@@ -51,34 +52,6 @@ std::int64_t pick_by_cdf(const std::vector<double>& w, const std::vector<double>
 
 }  // namespace
 
-// dst = normalise((I - B B^T) y), B = the t orthonormal rows basis[0..t) of length k. `coef`
-// holds B y when the caller has it already (the rejection test computes it), else null. A second
-// Gram-Schmidt pass runs when the first one cancelled more than half of ||y||^2 (Kahan-Parlett:
-// "twice is enough"), which keeps the basis orthonormal to working precision. Only this
-// k-dimensional direction is re-orthogonalised; V is never touched.
-IPDPP_HOT void orthonormal_direction(const double* y, const double* coef, const double* basis,
-                                     std::int64_t t, std::int64_t k, double* dst) {
-  std::copy(y, y + k, dst);
-  const double before = dot(y, y, k);
-  for (std::int64_t s = 0; s < t; ++s) {
-    const double* b = basis + s * k;
-    const double c = coef != nullptr ? coef[s] : dot(y, b, k);
-    for (std::int64_t i = 0; i < k; ++i) dst[i] -= c * b[i];
-  }
-  double after = dot(dst, dst, k);
-  if (after < 0.5 * before) {
-    for (std::int64_t s = 0; s < t; ++s) {
-      const double* b = basis + s * k;
-      const double c = dot(dst, b, k);
-      for (std::int64_t i = 0; i < k; ++i) dst[i] -= c * b[i];
-    }
-    after = dot(dst, dst, k);
-  }
-  IPDPP_ASSERT(after > 0.0);
-  const double inv_norm = 1.0 / std::sqrt(after);
-  for (std::int64_t i = 0; i < k; ++i) dst[i] *= inv_norm;
-}
-
 IPDPP_HOT void project_sequential(const Spectrum& spectrum, const std::int64_t* cols,
                                   std::int64_t k, RandomStream& rng, std::int64_t* out) {
   if (k == 0) return;
@@ -97,7 +70,7 @@ IPDPP_HOT void project_sequential(const Spectrum& spectrum, const std::int64_t* 
     residual[i] = dot(yi, yi, k);
     block_sum[i / kPickBlock] += residual[i];
   }
-  std::vector<double> basis(checked_size(k, k));
+  OrthonormalBasis basis(k, k - 1);
   for (std::int64_t t = 0;; ++t) {
     interruption_point();  // a step streams n k doubles
     double total = 0.0;
@@ -106,8 +79,8 @@ IPDPP_HOT void project_sequential(const Spectrum& spectrum, const std::int64_t* 
     const std::int64_t j = pick_by_cdf(residual, block_sum, rng.uniform() * total);
     out[t] = j;
     if (t + 1 == k) return;
-    double* w = basis.data() + t * k;
-    orthonormal_direction(y.data() + j * k, nullptr, basis.data(), t, k, w);
+    basis.append(y.data() + j * k, nullptr);
+    const double* w = basis.direction(t);
     // r_i <- r_i - (y_i . w)^2: the squared distance of y_i to the span of the chosen rows.
     for (std::int64_t b = 0; b < blocks; ++b) {
       const std::int64_t end = std::min(n, (b + 1) * kPickBlock);

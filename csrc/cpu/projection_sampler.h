@@ -16,9 +16,4 @@ namespace ipdpp {
 void project_sequential(const Spectrum& spectrum, const std::int64_t* cols, std::int64_t k,
                         RandomStream& rng, std::int64_t* out);
 
-// dst = normalise((I - B B^T) y) for the t orthonormal rows basis[0..t) of length k; `coef` holds
-// B y when the caller has it already, else null. Shared with the rejection phase.
-void orthonormal_direction(const double* y, const double* coef, const double* basis, std::int64_t t,
-                           std::int64_t k, double* dst);
-
 }  // namespace ipdpp

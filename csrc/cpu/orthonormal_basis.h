@@ -1,0 +1,44 @@
+// The orthonormal basis that both CPU projection phases grow by one Gram-Schmidt direction per
+// step (the span of the chosen items' rows V_{i,J}), and the rejection phase's residual test
+// against it. The basis is kept twice: row-wise (one direction per row, for the update of a
+// direction and the sequential pass) and transposed (one coordinate per row), so that the
+// coefficients B y of a row y are one matrix-vector product with independent lanes instead of t
+// dot products, each a chain of k dependent additions.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace ipdpp {
+
+class OrthonormalBasis {
+ public:
+  // Room for `capacity` directions of length k; the basis starts empty.
+  OrthonormalBasis(std::int64_t k, std::int64_t capacity);
+
+  std::int64_t size() const { return size_; }
+  // Direction s (s < size()), k values (followed by zeros up to a multiple of kLanes).
+  const double* direction(std::int64_t s) const { return rows_.data() + s * stride_; }
+
+  // Whether ||(I - B B^T) y||^2 > threshold for y [k]; writes the coefficients B y to
+  // coef[0..size()) when it is (coef has room for coefficient_capacity() values). The squared
+  // residual only shrinks as coefficients are subtracted, so the test gives up as soon as a block
+  // of them brings it to the threshold: a rejected row costs a fraction of the full product.
+  bool residual_exceeds(const double* y, double threshold, double* coef) const;
+
+  // Appends normalise((I - B B^T) y) for y [k] outside the span; `coef` holds B y when the caller
+  // has it (residual_exceeds), else null. A second pass runs when the first cancelled more than
+  // half of ||y||^2 (Kahan-Parlett, "twice is enough"), which keeps the basis orthonormal to
+  // working precision.
+  void append(const double* y, const double* coef);
+
+  std::int64_t coefficient_capacity() const { return ld_; }
+
+ private:
+  std::int64_t k_, capacity_, stride_, ld_, size_ = 0;
+  std::vector<double> rows_;        // capacity x stride: direction s at s * stride
+  std::vector<double> transposed_;  // k x ld: coordinate c of direction s at c * ld + s
+  std::vector<double> scratch_;     // stride + ld: the direction being built, its coefficients
+};
+
+}  // namespace ipdpp
