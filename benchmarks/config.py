@@ -55,6 +55,7 @@ _PRESET_FIELDS = ("sizes", "dims", "ks", "repeats", "min_time", "budget", "batch
 # quick: about a minute ("paper" decomposes every class's dense kernel, O(N_c^3): not quick).
 # gpu: a GPU's share of a short device lease, at the sizes the GPU goals name.
 # tiny: seconds, for the tests, so that the harness cannot rot.
+# setup: the setup table alone at n = 1e6, d = 256 (run once per --dtype and --threads).
 PRESETS: dict[str, dict[str, Any]] = {
     name: dict(zip(_PRESET_FIELDS, values))
     for name, values in {
@@ -65,6 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "gpu": ((10_000, 100_000, 1_000_000), (256,), (10, 50, 100), 5, 0.02, 8.0, 64, "full", 1,
                 ("exact",)),
         "tiny": ((200, 600), (16,), (4,), 2, 0.0, 2.0, 8, "tiny", 3, _MODES),
+        "setup": ((1_000_000,), (256,), (), 5, 0.0, 600.0, 0, "off", 1, ()),
     }.items()
 }  # fmt: skip
 

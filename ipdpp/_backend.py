@@ -79,11 +79,16 @@ class Backend(Protocol[SpectrumT]):
         ...
 
     def lowrank_spectrum(
-        self, features: Any, quality: Any | None, rtol: float, memory: MemoryOption = "full"
+        self,
+        features: Any,
+        quality: Any | None,
+        rtol: float,
+        memory: MemoryOption = "full",
+        threads: int = 0,
     ) -> SpectrumT:
         """Spectrum of ``diag(q) B B^T diag(q)``; features (n, d) float32/float64, quality (n,)
         float64 or None; eigenvalues ``<= rtol * max`` dropped; ``memory`` (validated) decides
-        whether the eigenvectors are stored."""
+        whether the eigenvectors are stored; CPU products over the items on ``threads``."""
         ...
 
     def dense_spectrum(

@@ -31,7 +31,17 @@ def lowrank_spectrum(
     quality: npt.NDArray[np.float64] | None,
     rtol: float,
     eigenvector_budget: int = -1,
+    threads: int = 0,
 ) -> Spectrum: ...
+def leverage_from_features(
+    features: npt.NDArray[np.floating],
+    quality: npt.NDArray[np.float64] | None,
+    w: npt.NDArray[np.float64],
+    threads: int = 0,
+) -> npt.NDArray[np.float64]: ...
+def dual_gram_eigenvalues(
+    features: npt.NDArray[np.floating], threads: int = 0
+) -> npt.NDArray[np.float64]: ...
 def dense_spectrum(
     L: npt.NDArray[np.float64],
     rtol: float,

@@ -35,8 +35,9 @@ class CpuBackend:
         quality: np.ndarray | None,
         rtol: float,
         memory: MemoryOption = "full",
+        threads: int = 0,
     ) -> _core.Spectrum:
-        return _core.lowrank_spectrum(features, quality, rtol, budget(memory))
+        return _core.lowrank_spectrum(features, quality, rtol, budget(memory), threads)
 
     def dense_spectrum(
         self, L: np.ndarray, rtol: float, symmetry_rtol: float, psd_rtol: float

@@ -75,7 +75,12 @@ class CudaBackend:
         return str(self.arrays.dtype(x))
 
     def lowrank_spectrum(
-        self, features: Any, quality: Any | None, rtol: float, memory: MemoryOption = "full"
+        self,
+        features: Any,
+        quality: Any | None,
+        rtol: float,
+        memory: MemoryOption = "full",
+        threads: int = 0,
     ) -> CudaSpectrum:
         n, d = (int(s) for s in features.shape)
         quality_pointer = 0 if quality is None else self.arrays.pointer(quality)

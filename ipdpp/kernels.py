@@ -60,13 +60,17 @@ class Kernel:
         self._backend = backend
         self._spectrum_cache: Any = None
 
-    def _compute_spectrum(self) -> Any:
+    def _compute_spectrum(self, threads: int) -> Any:
         raise NotImplementedError
 
-    def _spectrum(self) -> Any:
-        """The cached spectrum (eigenpairs plus the sampler's tables) on the kernel's device."""
+    def _spectrum(self, threads: int = 0) -> Any:
+        """The cached spectrum (eigenpairs plus the sampler's tables) on the kernel's device.
+
+        The first call computes it on ``threads`` CPU threads (0: all hardware threads; the
+        result does not depend on it): a sampling call passes its own ``threads``.
+        """
         if self._spectrum_cache is None:
-            self._spectrum_cache = self._compute_spectrum()
+            self._spectrum_cache = self._compute_spectrum(threads)
         return self._spectrum_cache
 
     def _host_eigh(self) -> tuple[np.ndarray, np.ndarray]:
@@ -156,10 +160,19 @@ class LowRankKernel(Kernel):
     Notes
     -----
     The inputs are checked at construction, on their device; the eigendecomposition runs on
-    first use (``rank``, ``eigh``, sampling). The kernel reads ``features`` again while
-    sampling when its eigenvectors are formed late or never: do not modify them afterwards.
-    Low-memory and stored kernels draw the same samples for the same seed, except where
-    rounding (about 1e-16 relative) of a computed row flips an acceptance test.
+    first use (``rank``, ``eigh``, sampling), on the ``threads`` of the sampling call that
+    triggers it (all cores otherwise; the result does not depend on the thread count). The
+    kernel reads ``features`` again while sampling when its eigenvectors are formed late or
+    never: do not modify them afterwards. Low-memory and stored kernels draw the same samples for
+    the same seed, except where rounding (about 1e-16 relative) of a computed row flips an
+    acceptance test.
+
+    On the CPU, float32 features stay float32 in the products over the n items: the d x d dual
+    Gram is summed in float64 from float32 blocks of 256 rows, whose rounding moves each
+    eigenvalue by at most ``(256 + 2) * 2**-24 * trace`` (about 1e-7 of the largest in
+    practice). When that bound is not small against the smallest eigenvalue (a wide spectrum,
+    rank-deficient features), the Gram is recomputed in float64, so the rank is always that of
+    the same values in float64.
 
     Raises
     ------
@@ -210,9 +223,9 @@ class LowRankKernel(Kernel):
                 raise ValueError(f"quality must be non-negative; got minimum {low}")
             self.quality = q
 
-    def _compute_spectrum(self) -> Any:
+    def _compute_spectrum(self, threads: int) -> Any:
         return self._backend.lowrank_spectrum(
-            self.features, self.quality, EIGENVALUE_RTOL, self.memory
+            self.features, self.quality, EIGENVALUE_RTOL, self.memory, threads
         )
 
     @property
@@ -268,7 +281,7 @@ class DenseKernel(Kernel):
         self.L: Any = A  # float32 or float64 on the kernel's device
         self._spectrum()  # check symmetry and PSD now, not at the first sample
 
-    def _compute_spectrum(self) -> Any:
+    def _compute_spectrum(self, threads: int) -> Any:
         return self._backend.dense_spectrum(
             self.L, EIGENVALUE_RTOL, self._symmetry_rtol, self._psd_rtol
         )
@@ -361,7 +374,7 @@ class IPDPPKernel(Kernel):
         positive = self.diagonal > 0
         return int(positive.sum()) + int(bool(np.any(self.p[~positive] > 0)))
 
-    def _compute_spectrum(self) -> Any:
+    def _compute_spectrum(self, threads: int) -> Any:
         return self._backend.ipdpp_spectrum(
             self, EIGENVALUE_RTOL, *_dense_tolerances(self.n, _FLOAT64_EPS)
         )

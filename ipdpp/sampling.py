@@ -149,7 +149,7 @@ def sample_k_dpp(
         )
         return backend.wrap(result)
     projection = _spectral_method(kernel, method, fixed_size=True)
-    spectrum = kernel._spectrum()
+    spectrum = kernel._spectrum(threads_arg)
     if k > spectrum.rank:
         raise ValueError(f"k = {k} exceeds the kernel's rank {spectrum.rank}")
     result = backend.sample_k(
@@ -222,6 +222,6 @@ def sample_dpp(
     projection = _spectral_method(kernel, method, fixed_size=False)
     backend = kernel._backend
     samples = backend.sample(
-        kernel._spectrum(), num_samples, seed, sample_offset, projection, threads_arg
+        kernel._spectrum(threads_arg), num_samples, seed, sample_offset, projection, threads_arg
     )
     return [backend.wrap(s) for s in samples]

@@ -18,6 +18,7 @@
 #include "common/error.h"
 #include "common/sampling_method.h"
 #include "cpu/diagonal_rank_one_eigen.h"
+#include "cpu/feature_products.h"
 #include "cpu/spectral_sampler.h"
 #include "cpu/spectrum.h"
 
@@ -50,23 +51,26 @@ class PythonReference {
   py::object object_;
 };
 
+// The optional per-item quality (float64, shape (n,)) of a low-rank kernel, or null for q = 1.
+const double* quality_pointer(const std::optional<py::array>& quality, std::int64_t n) {
+  if (!quality) return nullptr;
+  if (!quality->dtype().is(py::dtype::of<double>()))
+    throw py::type_error("quality must be float64");
+  require_ndim(*quality, 1, "quality");
+  require_c_contiguous(*quality, "quality");
+  if (quality->shape(0) != n)
+    throw py::value_error("quality must have shape (" + std::to_string(n) + ",); got (" +
+                          std::to_string(quality->shape(0)) + ",)");
+  return typed_data<double>(*quality);
+}
+
 SpectrumPtr lowrank(const py::array& features, const std::optional<py::array>& quality, double rtol,
-                    std::int64_t eigenvector_budget) {
+                    std::int64_t eigenvector_budget, int threads) {
   require_ndim(features, 2, "features");
   require_c_contiguous(features, "features");
   const DType dtype = real_dtype(features, "features");
   const std::int64_t n = features.shape(0), d = features.shape(1);
-  const double* q = nullptr;
-  if (quality) {
-    if (!quality->dtype().is(py::dtype::of<double>()))
-      throw py::type_error("quality must be float64");
-    require_ndim(*quality, 1, "quality");
-    require_c_contiguous(*quality, "quality");
-    if (quality->shape(0) != n)
-      throw py::value_error("quality must have shape (" + std::to_string(n) + ",); got (" +
-                            std::to_string(quality->shape(0)) + ",)");
-    q = typed_data<double>(*quality);
-  }
+  const double* q = quality_pointer(quality, n);
   // The spectrum reads rows of the features (and quality) again while sampling when its
   // eigenvectors are formed late or never, so it keeps them alive.
   std::shared_ptr<const void> owner = std::make_shared<PythonReference>(
@@ -74,10 +78,56 @@ SpectrumPtr lowrank(const py::array& features, const std::optional<py::array>& q
   GilReleasedInterruptibly release;
   Spectrum s = dispatch_dtype(dtype, [&](auto tag) {
     return lowrank_spectrum_basis(typed_data<decltype(tag)>(features), n, d, q, rtol,
-                                  std::move(owner));
+                                  std::move(owner), threads);
   });
   const EigenvectorStorage storage = choose_eigenvector_storage(n, s.rank, eigenvector_budget);
   return std::make_shared<SpectralSampler>(std::move(s), storage);
+}
+
+// Leverage scores of the kept eigenspace of diag(q) B B^T diag(q), given W = U_kept Lambda^{-1/2}
+// (d x rank, float64), from the features without forming V (cpu/feature_products.h).
+py::array_t<double> leverage(const py::array& features, const std::optional<py::array>& quality,
+                             const py::array& w, int threads) {
+  require_ndim(features, 2, "features");
+  require_c_contiguous(features, "features");
+  const DType dtype = real_dtype(features, "features");
+  const std::int64_t n = features.shape(0), d = features.shape(1);
+  if (!w.dtype().is(py::dtype::of<double>())) throw py::type_error("w must be float64");
+  require_ndim(w, 2, "w");
+  require_c_contiguous(w, "w");
+  if (w.shape(0) != d || w.shape(1) > d)
+    throw py::value_error("w must have shape (d, rank) with rank <= d = " + std::to_string(d));
+  const double* q = quality_pointer(quality, n);
+  if (d == 0) throw py::value_error("features must have at least one column");
+  std::vector<double> out(checked_size(n, 1));
+  const double* wp = typed_data<double>(w);
+  const std::int64_t rank = w.shape(1);
+  {
+    GilReleasedInterruptibly release;
+    dispatch_dtype(dtype, [&](auto tag) {
+      leverage_from_features(typed_data<decltype(tag)>(features), n, d, q, wp, rank, threads,
+                             out.data());
+    });
+  }
+  return to_numpy(std::move(out));
+}
+
+// All d eigenvalues of the dual Gram, as lowrank_spectrum computes them (for benchmarks and
+// tests: the Gram + eigendecomposition part of the setup alone).
+py::array_t<double> dual_gram_eigenvalues(const py::array& features, int threads) {
+  require_ndim(features, 2, "features");
+  require_c_contiguous(features, "features");
+  const DType dtype = real_dtype(features, "features");
+  const std::int64_t n = features.shape(0), d = features.shape(1);
+  if (n == 0 || d == 0) throw py::value_error("features must be non-empty");
+  std::vector<double> u, w;
+  {
+    GilReleasedInterruptibly release;
+    dispatch_dtype(dtype, [&](auto tag) {
+      dual_gram_eigen(typed_data<decltype(tag)>(features), n, d, nullptr, threads, u, w);
+    });
+  }
+  return to_numpy(std::move(w));
 }
 
 SpectrumPtr dense(const py::array& L, double rtol, double symmetry_rtol, double psd_rtol) {
@@ -206,11 +256,18 @@ void register_spectral(py::module_& m) {
       "items (k; on the GPU the expected size of a DPP) from a spectrum of n items and `rank` "
       "eigenpairs whose eigenvectors have `itemsize` bytes (the GPU rule reads it).");
   m.def("lowrank_spectrum", &lowrank, "features"_a, "quality"_a = py::none(), "rtol"_a,
-        "eigenvector_budget"_a = -1,
+        "eigenvector_budget"_a = -1, "threads"_a = 0,
         "Spectrum of L = diag(q) B B^T diag(q) through the dual Gram matrix. Its n x rank "
         "eigenvectors are stored (formed on first use) when their 8 n rank bytes fit in "
         "eigenvector_budget (< 0: no limit), else never: rows are computed from the features, "
-        "which the spectrum keeps referring to.");
+        "which the spectrum keeps referring to. The products over the features run on `threads` "
+        "threads (0: all hardware threads; the result does not depend on it).");
+  m.def("leverage_from_features", &leverage, "features"_a, "quality"_a, "w"_a, "threads"_a = 0,
+        "Leverage scores (n,) of diag(q) B B^T diag(q)'s eigenspace spanned by B W, from the "
+        "features without forming B W, each rounded up by its rounding-error bound.");
+  m.def("dual_gram_eigenvalues", &dual_gram_eigenvalues, "features"_a, "threads"_a = 0,
+        "All d eigenvalues (ascending) of the dual Gram B^T B as lowrank_spectrum computes them: "
+        "the Gram + eigendecomposition part of the setup alone (for benchmarks).");
   m.def("dense_spectrum", &dense, "L"_a, "rtol"_a, "symmetry_rtol"_a = kSymmetryRtol,
         "psd_rtol"_a = -1.0,
         "Spectrum of a dense symmetric PSD L (ValueError naming L otherwise); psd_rtol < 0 "

@@ -14,15 +14,17 @@ namespace ipdpp {
 LeverageProposal build_leverage_proposal(const Spectrum& spectrum) {
   IPDPP_ASSERT(spectrum.rank > 0);
   LeverageProposal p;
-  if (spectrum.has_eigenvectors()) {
+  // From the features when the spectrum has them (whether or not V is stored, so that both
+  // storages propose alike), else from the rows of V.
+  if (spectrum.basis != nullptr) {
+    p.leverage = leverage_scores(*spectrum.basis);
+  } else {
     resize_huge(p.leverage, static_cast<std::size_t>(spectrum.n));
     const std::int64_t r = spectrum.rank;
     for (std::int64_t i = 0; i < spectrum.n; ++i) {
       const double* row = spectrum.eigenvectors.data() + i * r;
       p.leverage[i] = dot(row, row, r);
     }
-  } else {
-    p.leverage = leverage_scores(*spectrum.basis);
   }
   // Read at random buckets, like V.
   resize_huge(p.keep, static_cast<std::size_t>(spectrum.n));

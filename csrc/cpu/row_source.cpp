@@ -7,6 +7,7 @@
 #include "common/dot.h"
 #include "common/error.h"
 #include "common/interrupt.h"
+#include "cpu/feature_products.h"
 #include "cpu/hot_loop.h"
 #include "cpu/lapack.h"
 #include "cpu/spectrum.h"
@@ -124,12 +125,11 @@ void form_eigenvectors(const FeatureBasis& basis, double* out) {
 std::vector<double> leverage_scores(const FeatureBasis& basis) {
   std::vector<double> leverage;
   resize_huge(leverage, static_cast<std::size_t>(basis.n));  // read at random items
-  const std::int64_t r = basis.rank;
-  for_each_eigenvector_block(basis, nullptr,
-                             [&](std::int64_t row0, std::int64_t rows, const double* block) {
-                               for (std::int64_t i = 0; i < rows; ++i)
-                                 leverage[row0 + i] = dot(block + i * r, block + i * r, r);
-                             });
+  dispatch_dtype(basis.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    leverage_from_features(static_cast<const T*>(basis.features), basis.n, basis.d, basis.quality,
+                           basis.w.data(), basis.rank, basis.threads, leverage.data());
+  });
   return leverage;
 }
 

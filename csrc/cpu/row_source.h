@@ -25,6 +25,7 @@ struct FeatureBasis {
   const double* quality = nullptr;  // q (n), or null for q = 1
   std::vector<double> w;            // W, d x rank row-major
   std::shared_ptr<const void> owner;
+  int threads = 0;  // for the passes over B (the setup's thread count; <= 0: all hardware threads)
 };
 
 // Rows per block of the passes over B: 1024 rows of d = 256 doubles is 2 MiB, large enough for
@@ -57,9 +58,10 @@ class RandomRowsHint {
   std::size_t bytes_ = 0;
 };
 
-// Leverage scores l_i = ||V_i||^2 of every item from one blocked pass over B, with O(block * rank)
-// workspace instead of V: the same products and sums as forming V and reading its rows back, so
-// both give the same scores.
+// Leverage scores l_i = ||V_i||^2 of every item from one blocked pass over B without V, on
+// basis.threads threads: cpu/feature_products.h's leverage_from_features (a triangular product,
+// half the multiply-adds of forming V), each score rounded up by its rounding-error bound so that
+// it bounds ||V_{i,J}||^2 of the stored and of the computed rows alike.
 std::vector<double> leverage_scores(const FeatureBasis& basis);
 
 // Stored rows: y = V_{i,J} read from the n x rank matrix V, in place when J is every column in

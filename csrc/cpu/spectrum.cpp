@@ -10,6 +10,7 @@
 #include "common/interrupt.h"
 #include "common/spectrum_rules.h"
 #include "cpu/diagonal_rank_one_eigen.h"
+#include "cpu/feature_products.h"
 #include "cpu/ipdpp_sampler.h"
 #include "cpu/lapack.h"
 
@@ -62,7 +63,7 @@ void advise_huge_pages(const void* data, std::size_t bytes) {
 template <class T>
 Spectrum lowrank_spectrum_basis(const T* features, std::int64_t n, std::int64_t d,
                                 const double* quality, double rtol,
-                                std::shared_ptr<const void> owner) {
+                                std::shared_ptr<const void> owner, int threads) {
   IPDPP_REQUIRE(n >= 1, "features must have at least one row");
   IPDPP_REQUIRE(d >= 1, "features must have at least one column");
   IPDPP_REQUIRE(rtol >= 0.0 && rtol < 1.0, "rtol must be in [0, 1)");
@@ -89,21 +90,9 @@ Spectrum lowrank_spectrum_basis(const T* features, std::int64_t n, std::int64_t 
     return spectrum_of_symmetric(gram, n, rtol, nullptr, 0.0);
   }
 
-  // Dual Gram C = X X^T with X = (diag(q) B)^T (column-major d x n), accumulated block by block
-  // into the lower triangle.
-  std::vector<double> dual(checked_size(d, d), 0.0);
-  for (std::int64_t row0 = 0; row0 < n; row0 += block) {
-    const std::int64_t rows = std::min(block, n - row0);
-    interruption_point();
-    const double* x = scaled_feature_rows(features, row0, rows, d, quality, buffer.data());
-    lapack::dsyrk('L', 'N', d, rows, 1.0, x, d, 1.0, dual.data(), d);
-  }
-  for (std::int64_t j = 0; j < d; ++j)  // the lower triangle dsyrk wrote
-    for (std::int64_t i = j; i < d; ++i)
-      IPDPP_REQUIRE(std::isfinite(dual[i + j * d]),
-                    "features (times quality) are too large: B^T diag(q^2) B overflows float64");
-  std::vector<double> w(checked_size(d, 1));
-  lapack::dsyevd(d, dual.data(), w.data());  // dual now holds U (column-major)
+  // Dual Gram C = B^T diag(q^2) B = U diag(w) U^T (cpu/feature_products.h).
+  std::vector<double> dual, w;
+  dual_gram_eigen(features, n, d, quality, threads, dual, w);  // dual holds U (column-major)
   const std::int64_t first = first_kept(w.data(), static_cast<std::int64_t>(w.size()), rtol);
 
   Spectrum s;
@@ -121,6 +110,7 @@ Spectrum lowrank_spectrum_basis(const T* features, std::int64_t n, std::int64_t 
   basis->rank = s.rank;
   basis->quality = quality;
   basis->owner = std::move(owner);
+  basis->threads = threads;
   basis->w.resize(checked_size(d, s.rank));
   for (std::int64_t c = 0; c < s.rank; ++c) {
     const double inv_sqrt = 1.0 / std::sqrt(s.eigenvalues[c]);
@@ -133,8 +123,8 @@ Spectrum lowrank_spectrum_basis(const T* features, std::int64_t n, std::int64_t 
 
 template <class T>
 Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, const double* quality,
-                          double rtol) {
-  Spectrum s = lowrank_spectrum_basis(features, n, d, quality, rtol, nullptr);
+                          double rtol, int threads) {
+  Spectrum s = lowrank_spectrum_basis(features, n, d, quality, rtol, nullptr, threads);
   if (!s.has_eigenvectors()) {
     resize_huge(s.eigenvectors, checked_size(n, s.rank));
     form_eigenvectors(*s.basis, s.eigenvectors.data());
@@ -144,14 +134,15 @@ Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, con
 }
 
 template Spectrum lowrank_spectrum<float>(const float*, std::int64_t, std::int64_t, const double*,
-                                          double);
+                                          double, int);
 template Spectrum lowrank_spectrum<double>(const double*, std::int64_t, std::int64_t, const double*,
-                                           double);
+                                           double, int);
 template Spectrum lowrank_spectrum_basis<float>(const float*, std::int64_t, std::int64_t,
-                                                const double*, double, std::shared_ptr<const void>);
+                                                const double*, double, std::shared_ptr<const void>,
+                                                int);
 template Spectrum lowrank_spectrum_basis<double>(const double*, std::int64_t, std::int64_t,
-                                                 const double*, double,
-                                                 std::shared_ptr<const void>);
+                                                 const double*, double, std::shared_ptr<const void>,
+                                                 int);
 
 Spectrum dense_spectrum(const double* L, std::int64_t n, double rtol, double symmetry_rtol,
                         double psd_rtol) {

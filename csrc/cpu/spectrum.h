@@ -46,19 +46,23 @@ void resize_huge(std::vector<T>& v, std::size_t count) {
 // L = diag(q) B B^T diag(q) for B (n x d, row-major, float or double) and q (n, may be null for
 // q = 1), through the dual Gram C = B^T diag(q^2) B (d x d): if C = U Lambda U^T then L has the
 // nonzero eigenvalues Lambda and eigenvectors V = diag(q) B U Lambda^{-1/2}. B is read in blocks of
-// rows converted to double, never copied whole. Eigenvalues <= rtol * max eigenvalue are dropped.
+// rows, never copied whole; the dual Gram is formed as cpu/feature_products.h describes (float
+// products for float B when they are accurate enough, on `threads` threads, <= 0: all hardware
+// threads; the result does not depend on the thread count). Eigenvalues <= rtol * max eigenvalue
+// are dropped.
 template <class T>
 Spectrum lowrank_spectrum(const T* features, std::int64_t n, std::int64_t d, const double* quality,
-                          double rtol);
+                          double rtol, int threads = 0);
 
 // The same spectrum with its eigenvectors not formed when n > d: `basis` holds W = U_kept
 // Lambda^{-1/2} and refers to `features` and `quality`, which `owner` keeps alive and which must
-// not change while the spectrum is in use. When n <= d the eigenvectors (n x rank, no larger than
+// not change while the spectrum is in use; its later passes over the features (the leverage
+// scores) run on `threads` threads too. When n <= d the eigenvectors (n x rank, no larger than
 // the features) come formed and `basis` is null.
 template <class T>
 Spectrum lowrank_spectrum_basis(const T* features, std::int64_t n, std::int64_t d,
                                 const double* quality, double rtol,
-                                std::shared_ptr<const void> owner);
+                                std::shared_ptr<const void> owner, int threads = 0);
 
 // Default symmetry tolerance of dense_spectrum: |L_ij - L_ji| <= kSymmetryRtol * max_ij |L_ij|.
 // Kernels assembled in double precision (X X^T, diag(q) S diag(q)) are symmetric to a few ulps of
