@@ -168,8 +168,8 @@ class LowRankKernel(Kernel):
     acceptance test.
 
     On the CPU, float32 features stay float32 in the products over the n items: the d x d dual
-    Gram is summed in float64 from float32 blocks of 256 rows, whose rounding moves each
-    eigenvalue by at most ``(256 + 2) * 2**-24 * trace`` (about 1e-7 of the largest in
+    Gram is summed in float64 from float32 blocks of 512 rows, whose rounding moves each
+    eigenvalue by at most ``(512 + 2) * 2**-24 * trace`` (about 1e-8 of the largest in
     practice). When that bound is not small against the smallest eigenvalue (a wide spectrum,
     rank-deficient features), the Gram is recomputed in float64, so the rank is always that of
     the same values in float64.

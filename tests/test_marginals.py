@@ -34,13 +34,13 @@ def _lowrank_eigh_tolerances(features_dtype: Any, n: int, lam: np.ndarray) -> tu
     """(eigenvalue atol, orthonormality atol) of eigh() against the float64 reference.
 
     float64 input: 1e-9 of the largest eigenvalue and 1e-10. float32 features: the CPU sums
-    their dual Gram from float32 products of at most 256 rows, whose rounding moves every
-    eigenvalue by at most gamma_{m+2}(2**-24) * trace (m = min(n, 256); the stated bound of
+    their dual Gram from float32 products of at most 512 rows, whose rounding moves every
+    eigenvalue by at most gamma_{m+2}(2**-24) * trace (m = min(n, 512); the stated bound of
     csrc/cpu/feature_products.h), and leaves V orthonormal to ~1e-5, as float32 eigenvectors are.
     """
     if features_dtype != np.float32:
         return 1e-9 * float(lam.max()), 1e-10
-    m = min(n, 256) + 2
+    m = min(n, 512) + 2
     return m * 2.0**-24 / (1 - m * 2.0**-24) * float(lam.sum()), 1e-5
 
 

@@ -104,7 +104,7 @@ void leverage_rows(const T* features, std::int64_t row0, std::int64_t row1, std:
                    double* out) {
   const std::int64_t block = std::min(kLeverageRows, row1 - row0);
   constexpr bool in_place = std::is_same_v<T, U>;
-  std::vector<U> widened(in_place && quality == nullptr ? 0 : checked_size(block, d));
+  std::vector<U> converted(in_place && quality == nullptr ? 0 : checked_size(block, d));
   std::vector<U> product(checked_size(block, d));
   const double grow = 1.0 + 4.0 * unit_roundoff<double>();  // the squaring and sums below
   for (std::int64_t r0 = row0; r0 < row1; r0 += block) {
@@ -115,8 +115,8 @@ void leverage_rows(const T* features, std::int64_t row0, std::int64_t row1, std:
       if (quality == nullptr) x = features + r0 * d;
     }
     if (x == nullptr) {
-      scale_rows(features, r0, rows, d, quality, widened.data());
-      x = widened.data();
+      scale_rows(features, r0, rows, d, quality, converted.data());
+      x = converted.data();
     }
     // Y = R X: the triangle on a copy of X's first `rank` rows, then the tail's GEMM reading X.
     std::copy(x, x + rows * d, product.data());
@@ -175,7 +175,7 @@ DualGram dual_gram(const T* features, std::int64_t n, std::int64_t d, const doub
 }
 
 bool float_gram_is_accurate(const DualGram& gram, double w_min) {
-  return w_min > 16.0 * gram.error_bound;
+  return w_min > 8.0 * gram.error_bound;
 }
 
 template <class T>
@@ -224,8 +224,7 @@ void leverage_from_features(const T* features, std::int64_t n, std::int64_t d,
     for (std::int64_t i = j + 1; i < rank; ++i) r[i + j * rank] = 0.0;
   // The columns of W are orthogonal, so ||W^+||_2 is 1 / (its shortest column).
   const double kappa = std::sqrt(w_frobenius2 / min_column2);
-  const bool in_float =
-      std::is_same_v<T, float> && rounding_gamma(d + 4, unit_roundoff<float>()) * kappa <= 0x1p-7;
+  const bool in_float = rounding_gamma(d + 4, unit_roundoff<float>()) * kappa <= 0x1p-7;
   const double u = in_float ? unit_roundoff<float>() : unit_roundoff<double>();
   const double margin =
       (rounding_gamma(d + 4, u) + rounding_gamma(4.0 * d * d, unit_roundoff<double>())) *

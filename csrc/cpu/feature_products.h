@@ -45,14 +45,15 @@ DualGram dual_gram(const T* features, std::int64_t n, std::int64_t d, const doub
 
 // Rows per float ssyrk block of dual_gram: small enough that the float rounding stays near that of
 // the features themselves, large enough for BLAS-3 speed.
-constexpr std::int64_t kFloatGramRows = 256;
+constexpr std::int64_t kFloatGramRows = 512;
 
 // Whether a float dual Gram is accurate enough to decompose: its smallest eigenvalue (w_min, of
-// the computed matrix) exceeds 16 times its error bound. Then every eigenvalue of the exact C is
-// positive (so no rank cut-off of the double computation can differ) and within 1/15 of the
-// computed one, and the eigenvectors' orthonormality error is below 1/15, in the worst case of
-// aligned roundings; in practice some 1e-7 and 1e-5 at most. Otherwise the Gram is recomputed in
-// double. Features whose eigenvalues span 1/d .. 1 of the largest pass up to d ~ 500.
+// the computed matrix) exceeds 8 times its error bound. Then every eigenvalue of the exact C is
+// positive (so no rank cut-off of the double computation can differ) and within 1/7 of the
+// computed one, and the eigenvectors' orthonormality error is below 1/7, in the worst case of
+// aligned roundings; in practice the errors are some 1e-8 and 1e-6 (the roundings are
+// independent). Otherwise the Gram is recomputed in double. Features whose eigenvalues span
+// 1/d .. 1 of the largest pass up to d ~ 500.
 bool float_gram_is_accurate(const DualGram& gram, double w_min);
 
 // The eigendecomposition C = U diag(w) U^T of the dual Gram as lowrank_spectrum uses it: for float
@@ -79,9 +80,11 @@ void dual_gram_eigen(const T* features, std::int64_t n, std::int64_t d, const do
 // d^2}(2^-53))
 // ||W||_F ||x_i|| (u: the unit roundoff of the products), which for a row in the kept eigenspace
 // is a relative 2 gamma_{d+4}(u) kappa_W at most in l_i, kappa_W = ||W||_F ||W^+||_2 =
-// sqrt(sum_c lambda_max / lambda_c); summed over the items it is far less (a few 1e-4 for float
-// features whose eigenvalues span 1/d .. 1). Float features are multiplied in float when
-// gamma_{d+4}(2^-24) kappa_W <= 2^-7 (at most 1.6 % on any score), in double otherwise.
+// sqrt(sum_c lambda_max / lambda_c); summed over the items it is far less (a few 1e-4 for
+// features whose eigenvalues span 1/d .. 1). The product runs in float, for float and double
+// features alike (it only has to bound the scores, and the bound covers rounding the rows to
+// float), when gamma_{d+4}(2^-24) kappa_W <= 2^-7 (at most 1.6 % on any score), in double
+// otherwise.
 template <class T>
 void leverage_from_features(const T* features, std::int64_t n, std::int64_t d,
                             const double* quality, const double* w, std::int64_t rank, int threads,
