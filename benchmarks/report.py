@@ -204,8 +204,9 @@ def _setup_section(index: _Index) -> str:
     table = _table(["n", "d"] + [f["label"] for f in families], rows, right_from=2)
     return f"""## Setup time
 
-Kernel construction + eigendecomposition, once per kernel (dual d x d Gram, eigh, n x d \
-eigenvectors). DPPy's includes a first k = 1 call, which is when it decomposes.
+Kernel construction + eigendecomposition, once per kernel, in the features' dtype (numpy, torch: \
+dual d x d Gram, eigh, n x d eigenvectors). ipdpp's and DPPy's include a first k = 1 call: what \
+ipdpp's first sample needs of the decomposition, and when DPPy decomposes.
 
 {table}
 """

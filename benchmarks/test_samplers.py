@@ -78,7 +78,7 @@ def _setup_skip(s: Any, case: Case, predicted: float | None) -> str | None:
         return f"unavailable: {reason}"
     # Features, eigenvectors and a few n x k working vectors per sample of a batch.
     itemsize = 4 if s.dtype == "float32" else 8
-    needed = case.n * (2 * case.d + 4 * max(s.ks) + 2 * s.batch_size) * itemsize
+    needed = case.n * (2 * case.d + 4 * max(s.ks, default=1) + 2 * s.batch_size) * itemsize
     free = None if case.device == "cuda" else available_memory_bytes()
     if free is not None and needed > MEMORY_SHARE * free:
         return f"skipped (memory): needs ~{needed / 2**30:.1f} GiB, {free / 2**30:.1f} available"
