@@ -114,6 +114,14 @@ class Backend(Protocol[SpectrumT]):
         """(eigenvalues, eigenvectors) as float64 numpy arrays."""
         ...
 
+    def host_eigenvector_rows(self, spectrum: SpectrumT, items: np.ndarray) -> np.ndarray:
+        """Rows ``items`` (int64 (m,), in range) of the eigenvectors, float64 numpy (m, rank)."""
+        ...
+
+    def host_weighted_row_norms(self, spectrum: SpectrumT, weights: np.ndarray) -> np.ndarray:
+        """``sum_j weights_j V_ij^2`` for every item, float64 numpy (n,); weights (rank,)."""
+        ...
+
     def sample_k(
         self,
         spectrum: SpectrumT,

@@ -25,6 +25,10 @@ class Spectrum:
     @property
     def low_memory(self) -> bool:
         """True when the eigenvectors are never stored: rows are computed from the features."""
+    def eigenvector_rows(self, items: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Rows ``items`` (m,) of the eigenvectors, (m, rank), in any storage."""
+    def weighted_row_norms(self, weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """sum_j weights_j V_ij^2 per item, (n,), in any storage."""
 
 def lowrank_spectrum(
     features: npt.NDArray[np.floating],

@@ -59,6 +59,13 @@ class CpuBackend:
     def host_eigh(self, spectrum: _core.Spectrum) -> tuple[np.ndarray, np.ndarray]:
         return spectrum.eigenvalues, spectrum.eigenvectors
 
+    def host_eigenvector_rows(self, spectrum: _core.Spectrum, items: np.ndarray) -> np.ndarray:
+        # Computed from the features for a low-memory spectrum, whose eigenvectors do not exist.
+        return spectrum.eigenvector_rows(np.ascontiguousarray(items, dtype=np.int64))
+
+    def host_weighted_row_norms(self, spectrum: _core.Spectrum, weights: np.ndarray) -> np.ndarray:
+        return spectrum.weighted_row_norms(np.ascontiguousarray(weights, dtype=np.float64))
+
     def sample_k(
         self,
         spectrum: _core.Spectrum,

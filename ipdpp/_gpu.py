@@ -136,6 +136,13 @@ class CudaBackend:
         vectors = self.arrays.to_host(self._eigenvectors(spectrum))
         return spectrum.eigenvalues, vectors.astype(np.float64, copy=False)
 
+    def host_eigenvector_rows(self, spectrum: CudaSpectrum, items: np.ndarray) -> np.ndarray:
+        return self.host_eigh(spectrum)[1][items]
+
+    def host_weighted_row_norms(self, spectrum: CudaSpectrum, weights: np.ndarray) -> np.ndarray:
+        vectors = self.host_eigh(spectrum)[1]
+        return np.einsum("ij,ij,j->i", vectors, vectors, weights)
+
     def _sample_into(
         self,
         out: Any,

@@ -77,6 +77,14 @@ class Kernel:
         """:meth:`eigh` as float64 numpy arrays (for a GPU kernel a host copy, made per call)."""
         return self._backend.host_eigh(self._spectrum())
 
+    def _host_eigenvector_rows(self, items: np.ndarray) -> np.ndarray:
+        """Rows ``items`` of the eigenvectors, float64 numpy (m, rank), in any storage."""
+        return self._backend.host_eigenvector_rows(self._spectrum(), items)
+
+    def _host_weighted_row_norms(self, weights: np.ndarray) -> np.ndarray:
+        """``sum_j weights_j V_ij^2`` per item, float64 numpy (n,), in any storage."""
+        return self._backend.host_weighted_row_norms(self._spectrum(), weights)
+
     @property
     def rank(self) -> int:
         """Numerical rank: the number of eigenvalues above ``EIGENVALUE_RTOL * max``."""
@@ -144,7 +152,9 @@ class LowRankKernel(Kernel):
         /proc/meminfo, capped by the cgroup limit; see :func:`ipdpp.available_memory`). Only
         the rejection sampler runs in low-memory mode (``method="auto"`` picks it; forcing
         ``"sequential"`` is a ValueError), a sample costs ``d k`` multiply-adds per proposal
-        instead of ``k`` reads, and ``eigh()`` is unavailable. For ``n <= d`` the eigenvectors
+        instead of ``k`` reads, ``log_prob`` computes the rows of ``Y`` and
+        ``inclusion_probabilities`` makes one pass over the features, and ``eigh()`` and
+        ``greedy_map`` (which need every row) are unavailable. For ``n <= d`` the eigenvectors
         are no larger than the features and always stored; a kernel on a GPU takes "auto" or
         "full" only.
 

@@ -5,7 +5,8 @@ double for eigenvalues near 1e12 long before k reaches 100, so elementary symmet
 are computed as logarithms (``numpy.logaddexp`` recurrences, no cancellation).
 
 For kernels on a GPU the same host code runs on a float64 host copy of the eigendecomposition
-(made per call; these are O(n rank) reductions next to the O(n d^2) setup).
+(made per call; these are O(n rank) reductions next to the O(n d^2) setup). A low-memory
+:class:`~ipdpp.LowRankKernel` computes the rows it needs from its features instead.
 """
 
 from __future__ import annotations
@@ -44,17 +45,18 @@ def _log_esp_rows(log_x: np.ndarray, k: int) -> np.ndarray:
     return rows
 
 
-def _log_det(eigenvalues: np.ndarray, eigenvectors: np.ndarray, items: np.ndarray) -> float:
+def _log_det(kernel: Kernel, eigenvalues: np.ndarray, items: np.ndarray) -> float:
     """log det(L_Y) of the rank-truncated kernel ``V diag(lambda) V^T`` that the samplers use.
 
     With ``M = V_Y diag(sqrt(lambda))`` (|Y| x rank), det(L_Y) = det(M M^T) = prod sigma_i(M)^2;
-    singular values avoid squaring the condition number as forming L_Y would.
+    singular values avoid squaring the condition number as forming L_Y would. Only the rows V_Y
+    are read (computed from the features for a low-memory kernel).
     """
     if items.size == 0:
         return 0.0
     if items.size > eigenvalues.size:
         return -np.inf
-    factor = eigenvectors[items] * np.sqrt(eigenvalues)
+    factor = kernel._host_eigenvector_rows(items) * np.sqrt(eigenvalues)
     singular = np.linalg.svd(factor, compute_uv=False)
     if singular.min() <= 0.0:
         return -np.inf
@@ -97,14 +99,14 @@ def log_prob(kernel: Kernel, Y: Any, k: int | None = None) -> float:
     """
     kernel = _check_kernel(kernel)
     items = index_array(Y, "Y", kernel.n)  # read back to the host, e.g. a row of GPU samples
-    eigenvalues, eigenvectors = kernel._host_eigh()
+    eigenvalues = np.asarray(kernel._spectrum().eigenvalues)
     if k is None:
-        return _log_det(eigenvalues, eigenvectors, items) - float(np.log1p(eigenvalues).sum())
+        return _log_det(kernel, eigenvalues, items) - float(np.log1p(eigenvalues).sum())
     k = _check_k(kernel, k)
     if items.size != k:
         raise ValueError(f"Y must have k = {k} items for the k-DPP; got {items.size}")
     log_normaliser = _log_esp_rows(np.log(eigenvalues), k)[-1, k]
-    return _log_det(eigenvalues, eigenvectors, items) - float(log_normaliser)
+    return _log_det(kernel, eigenvalues, items) - float(log_normaliser)
 
 
 def _eigenvector_probabilities(eigenvalues: np.ndarray, k: int) -> np.ndarray:
@@ -164,10 +166,10 @@ def inclusion_probabilities(kernel: Kernel, k: int | None = None) -> np.ndarray:
         k = _check_k(kernel, k)
         if k == 0:
             return kernel._backend.from_host(np.zeros(kernel.n))
-    eigenvalues, eigenvectors = kernel._host_eigh()
+    eigenvalues = np.asarray(kernel._spectrum().eigenvalues)
     if k is None:
         weights = eigenvalues / (1.0 + eigenvalues)
     else:
         weights = _eigenvector_probabilities(eigenvalues, k)
-    probabilities = np.einsum("ij,ij,j->i", eigenvectors, eigenvectors, weights)
-    return kernel._backend.from_host(probabilities)
+    # One pass over the eigenvectors, or over the features for a low-memory kernel.
+    return kernel._backend.from_host(kernel._host_weighted_row_norms(weights))

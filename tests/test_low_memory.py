@@ -203,11 +203,36 @@ def test_what_needs_stored_eigenvectors_says_so(tmp_path: Path, seed: int) -> No
         ipdpp.sample_k_dpp(K, 2, method="sequential")
     with pytest.raises(ValueError, match="^method='sequential' reads whole columns"):
         ipdpp.sample_dpp(K, method="sequential")
-    for call in (K.eigh, lambda: ipdpp.greedy_map(K, 2), lambda: ipdpp.inclusion_probabilities(K)):
+    for call in (K.eigh, lambda: ipdpp.greedy_map(K, 2)):
         with pytest.raises(ValueError, match="^the eigenvectors of a low-memory kernel"):
             call()
     assert K.rank == 4  # the kernel itself still works
     assert ipdpp.sample_k_dpp(K, 2, seed=seed).shape == (1, 2)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_exact_probabilities_from_computed_rows(
+    tmp_path: Path, dtype: type, seed: int, name: str
+) -> None:
+    # log_prob reads the rows of Y, inclusion_probabilities one weighted pass over all rows.
+    low, L = _kernel(tmp_path, name, dtype, seed, memory="low")
+    stored, _ = _kernel(tmp_path, name, dtype, seed, memory="full")
+    for k in (None, 2):
+        np.testing.assert_allclose(
+            ipdpp.inclusion_probabilities(low, k),
+            ipdpp.inclusion_probabilities(stored, k),
+            rtol=1e-10,
+            atol=1e-12,
+        )
+        for Y in ([0, 3], [1, 5]):
+            np.testing.assert_allclose(
+                ipdpp.log_prob(low, Y, k), ipdpp.log_prob(stored, Y, k), rtol=1e-9
+            )
+    # Against float64 arithmetic on the same values: the dual Gram of float32 features is summed
+    # from float32 products (about 1e-7 of the largest eigenvalue), of float64 ones in float64.
+    exact = np.diag(L @ np.linalg.inv(L + np.eye(L.shape[0])))
+    atol = 1e-9 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(ipdpp.inclusion_probabilities(low), exact, atol=atol)
 
 
 def test_stored_eigenvectors_are_formed_on_first_use(seed: int) -> None:

@@ -238,6 +238,48 @@ void register_spectral(py::module_& m) {
           },
           "float64 (n, rank), row-major, orthonormal columns; a read-only view (formed on first "
           "access; ValueError for a low-memory spectrum, which never stores them)")
+      .def(
+          "eigenvector_rows",
+          [](const SpectralSampler& s, const py::array& items) {
+            if (!items.dtype().is(py::dtype::of<std::int64_t>()))
+              throw py::type_error("items must be int64");
+            require_ndim(items, 1, "items");
+            require_c_contiguous(items, "items");
+            const std::int64_t m = items.shape(0), r = s.spectrum().rank;
+            const auto* index = typed_data<std::int64_t>(items);
+            for (std::int64_t j = 0; j < m; ++j)
+              if (index[j] < 0 || index[j] >= s.spectrum().n)
+                throw py::value_error("items must lie in [0, n)");
+            std::vector<double> out(checked_size(m, r));
+            {
+              GilReleasedInterruptibly release;
+              s.eigenvector_rows(index, m, out.data());
+            }
+            return to_numpy(std::move(out),
+                            {static_cast<py::ssize_t>(m), static_cast<py::ssize_t>(r)});
+          },
+          "items"_a,
+          "Rows `items` (int64 (m,)) of the eigenvectors, float64 (m, rank): read, or computed "
+          "from the features for a low-memory spectrum.")
+      .def(
+          "weighted_row_norms",
+          [](const SpectralSampler& s, const py::array& weights) {
+            if (!weights.dtype().is(py::dtype::of<double>()))
+              throw py::type_error("weights must be float64");
+            require_ndim(weights, 1, "weights");
+            require_c_contiguous(weights, "weights");
+            if (weights.shape(0) != s.spectrum().rank)
+              throw py::value_error("weights must have shape (rank,)");
+            std::vector<double> out;
+            {
+              GilReleasedInterruptibly release;
+              out = s.weighted_row_norms(typed_data<double>(weights));
+            }
+            return to_numpy(std::move(out));
+          },
+          "weights"_a,
+          "sum_j weights_j V_ij^2 for every item i, float64 (n,): one pass over the stored "
+          "eigenvectors, or over the features for a low-memory spectrum.")
       .def_property_readonly(
           "low_memory",
           [](const SpectralSampler& s) { return s.storage() == EigenvectorStorage::kOnDemand; },

@@ -157,6 +157,41 @@ RandomRowsHint::~RandomRowsHint() {
 #endif
 }
 
+std::vector<double> weighted_leverage_scores(const FeatureBasis& basis, const double* weights) {
+  std::vector<double> out(static_cast<std::size_t>(basis.n));
+  const std::int64_t r = basis.rank;
+  for_each_eigenvector_block(basis, nullptr,
+                             [&](std::int64_t row0, std::int64_t rows, const double* block) {
+                               for (std::int64_t i = 0; i < rows; ++i) {
+                                 const double* v = block + i * r;
+                                 double sum = 0.0;
+                                 for (std::int64_t c = 0; c < r; ++c)
+                                   sum += weights[c] * v[c] * v[c];
+                                 out[row0 + i] = sum;
+                               }
+                             });
+  return out;
+}
+
+void compute_eigenvector_rows(const FeatureBasis& basis, const std::int64_t* items, std::int64_t m,
+                              double* out) {
+  const std::int64_t d = basis.d, r = basis.rank;
+  std::vector<double> x(static_cast<std::size_t>(d));
+  dispatch_dtype(basis.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* features = static_cast<const T*>(basis.features);
+    for (std::int64_t s = 0; s < m; ++s) {
+      const std::int64_t i = items[s];
+      IPDPP_ASSERT(i >= 0 && i < basis.n);
+      for (std::int64_t j = 0; j < d; ++j) x[j] = static_cast<double>(features[i * d + j]);
+      double* y = out + s * r;
+      compute_one_row(x.data(), basis.w.data(), d, r, y);
+      const double qi = basis.quality == nullptr ? 1.0 : basis.quality[i];
+      for (std::int64_t c = 0; c < r; ++c) y[c] *= qi;
+    }
+  });
+}
+
 StoredRows::StoredRows(const double* eigenvectors, std::int64_t rank, const std::int64_t* cols,
                        std::int64_t k)
     : v_(eigenvectors), rank_(rank), cols_(cols), k_(k), identity_(k == rank) {

@@ -64,6 +64,14 @@ class RandomRowsHint {
 // it bounds ||V_{i,J}||^2 of the stored and of the computed rows alike.
 std::vector<double> leverage_scores(const FeatureBasis& basis);
 
+// sum_j weights_j V_ij^2 for every item (weights: rank values), from one blocked pass over B: the
+// diagonal of V diag(weights) V^T, e.g. a DPP's inclusion probabilities.
+std::vector<double> weighted_leverage_scores(const FeatureBasis& basis, const double* weights);
+
+// The rows `items` (m of them, in [0, n)) of V = diag(q) B W into out (m x rank, row-major).
+void compute_eigenvector_rows(const FeatureBasis& basis, const std::int64_t* items, std::int64_t m,
+                              double* out);
+
 // Stored rows: y = V_{i,J} read from the n x rank matrix V, in place when J is every column in
 // order, else gathered.
 class StoredRows {

@@ -48,6 +48,30 @@ const std::vector<double>& SpectralSampler::eigenvectors() const {
   return spectrum_.eigenvectors;
 }
 
+void SpectralSampler::eigenvector_rows(const std::int64_t* items, std::int64_t m,
+                                       double* out) const {
+  if (storage_ == EigenvectorStorage::kOnDemand)
+    return compute_eigenvector_rows(*spectrum_.basis, items, m, out);
+  const double* V = eigenvectors().data();
+  const std::int64_t r = spectrum_.rank;
+  for (std::int64_t s = 0; s < m; ++s)
+    std::copy(V + items[s] * r, V + items[s] * r + r, out + s * r);
+}
+
+std::vector<double> SpectralSampler::weighted_row_norms(const double* weights) const {
+  if (storage_ == EigenvectorStorage::kOnDemand)
+    return weighted_leverage_scores(*spectrum_.basis, weights);
+  const double* V = eigenvectors().data();
+  const std::int64_t r = spectrum_.rank;
+  std::vector<double> out(static_cast<std::size_t>(spectrum_.n));
+  for (std::int64_t i = 0; i < spectrum_.n; ++i) {
+    double sum = 0.0;
+    for (std::int64_t c = 0; c < r; ++c) sum += weights[c] * V[i * r + c] * V[i * r + c];
+    out[i] = sum;
+  }
+  return out;
+}
+
 const Spectrum& SpectralSampler::sampling_spectrum() const {
   if (storage_ == EigenvectorStorage::kStored) eigenvectors();
   return spectrum_;
@@ -63,7 +87,11 @@ void SpectralSampler::check_method(ProjectionMethod method) const {
 }
 
 const FeatureBasis* SpectralSampler::computed_rows_basis() const {
-  return storage_ == EigenvectorStorage::kOnDemand ? spectrum_.basis.get() : nullptr;
+  if (storage_ != EigenvectorStorage::kOnDemand) return nullptr;
+  // The leverage scores first: their pass over the features reads them in order, which the
+  // default read-ahead serves best.
+  if (spectrum_.rank > 0) proposal();
+  return spectrum_.basis.get();
 }
 
 const LeverageProposal& SpectralSampler::proposal() const {
@@ -121,7 +149,7 @@ std::vector<std::vector<std::int64_t>> SpectralSampler::sample_dpp(std::int64_t 
   IPDPP_REQUIRE(num_samples >= 0, "num_samples must be non-negative");
   check_method(method);
   std::vector<std::vector<std::int64_t>> samples(static_cast<std::size_t>(num_samples));
-  const RandomRowsHint hint(computed_rows_basis());
+  const RandomRowsHint hint(num_samples > 0 ? computed_rows_basis() : nullptr);
   parallel_for(num_samples, threads, [&](std::int64_t i) {
     const std::uint64_t sample = sample_offset + static_cast<std::uint64_t>(i);
     const std::vector<std::int64_t> cols =

@@ -54,6 +54,10 @@ class SpectralSampler {
   // The n x rank eigenvectors, formed on the first call when the spectrum came without them.
   // Throws std::invalid_argument (ValueError) in kOnDemand storage.
   const std::vector<double>& eigenvectors() const;
+  // Rows `items` (m, in [0, n)) of the eigenvectors into out (m x rank), in any storage.
+  void eigenvector_rows(const std::int64_t* items, std::int64_t m, double* out) const;
+  // sum_j weights_j V_ij^2 for every item (weights: rank values), in any storage.
+  std::vector<double> weighted_row_norms(const double* weights) const;
 
   // num_samples k-DPP samples; sample i uses the streams of sample number sample_offset + i and
   // is written, sorted ascending, to out[i * k .. i * k + k). Throws std::invalid_argument for
@@ -73,7 +77,8 @@ class SpectralSampler {
   const Spectrum& sampling_spectrum() const;
   // Throws std::invalid_argument for a method the storage cannot run (kSequential, kOnDemand).
   void check_method(ProjectionMethod method) const;
-  // The basis whose features the samplers read at random rows, or null (stored eigenvectors).
+  // The basis whose features the samplers read at random rows, or null (stored eigenvectors);
+  // builds the proposal first.
   const FeatureBasis* computed_rows_basis() const;
   // Projection phase for one sample whose selected eigenvector columns are `cols`.
   void project(const std::int64_t* cols, std::int64_t k, std::uint64_t seed, std::uint64_t sample,
