@@ -25,6 +25,9 @@ class Spectrum:
     @property
     def low_memory(self) -> bool:
         """True when the eigenvectors are never stored: rows are computed from the features."""
+    @property
+    def eigenvectors_formed(self) -> bool:
+        """True once the eigenvectors are stored (formed at their first need)."""
     def eigenvector_rows(self, items: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """Rows ``items`` (m,) of the eigenvectors, (m, rank), in any storage."""
     def weighted_row_norms(self, weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

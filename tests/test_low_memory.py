@@ -235,6 +235,45 @@ def test_exact_probabilities_from_computed_rows(
     np.testing.assert_allclose(ipdpp.inclusion_probabilities(low), exact, atol=atol)
 
 
+def test_stored_eigenvectors_are_formed_once_they_repay(seed: int) -> None:
+    # n = 20,000, d = rank = 8, k = 4: forming V costs n d rank = 1.28e6 multiply-adds, a sample
+    # from computed rows H_4 rank d k kComputedRowCost ~ 1.1e3 more than one from stored rows, so
+    # V repays itself after about 1,200 samples (csrc/cpu/spectral_sampler.h).
+    B = np.random.default_rng(seed).standard_normal((20_000, 8))
+    stored = ipdpp.LowRankKernel(B, memory="full")
+    low = ipdpp.LowRankKernel(B, memory="low")
+    spectrum = stored._spectrum()
+
+    def same(num: int, offset: int) -> None:
+        np.testing.assert_array_equal(
+            ipdpp.sample_k_dpp(stored, 4, num, seed=seed, sample_offset=offset),
+            ipdpp.sample_k_dpp(low, 4, num, seed=seed, sample_offset=offset),
+        )
+
+    for offset in range(0, 50, 10):  # small calls: computed rows, the same samples
+        same(10, offset)
+    assert not spectrum.eigenvectors_formed
+    np.testing.assert_allclose(  # rows and norms are computed too, without forming V
+        ipdpp.log_prob(stored, [3, 7, 11, 19], 4), ipdpp.log_prob(low, [3, 7, 11, 19], 4)
+    )
+    assert not spectrum.eigenvectors_formed
+    same(2_000, 50)  # one call that repays forming V
+    assert spectrum.eigenvectors_formed
+    same(10, 7)  # stored rows now, still the same samples
+
+
+def test_many_small_calls_form_the_eigenvectors_in_the_end(seed: int) -> None:
+    B = np.random.default_rng(seed).standard_normal((20_000, 8))
+    K = ipdpp.LowRankKernel(B, memory="full")
+    for offset in range(0, 2_000, 100):
+        ipdpp.sample_k_dpp(K, 4, 100, seed=seed, sample_offset=offset)
+    assert K._spectrum().eigenvectors_formed
+    # The sequential sampler needs the eigenvectors at once.
+    K2 = ipdpp.LowRankKernel(B, memory="full")
+    ipdpp.sample_k_dpp(K2, 4, 1, seed=seed, method="sequential")
+    assert K2._spectrum().eigenvectors_formed
+
+
 def test_stored_eigenvectors_are_formed_on_first_use(seed: int) -> None:
     B = np.random.default_rng(seed).standard_normal((50, 3))
     K = ipdpp.LowRankKernel(B, memory="full")

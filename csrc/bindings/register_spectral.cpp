@@ -281,6 +281,10 @@ void register_spectral(py::module_& m) {
           "sum_j weights_j V_ij^2 for every item i, float64 (n,): one pass over the stored "
           "eigenvectors, or over the features for a low-memory spectrum.")
       .def_property_readonly(
+          "eigenvectors_formed", &SpectralSampler::eigenvectors_formed,
+          "True once the eigenvectors are stored (formed at their first need, never for a "
+          "low-memory spectrum)")
+      .def_property_readonly(
           "low_memory",
           [](const SpectralSampler& s) { return s.storage() == EigenvectorStorage::kOnDemand; },
           "True when the eigenvectors are never stored: rows are computed from the features");

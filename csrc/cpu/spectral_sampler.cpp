@@ -26,6 +26,13 @@ SpectralSampler::SpectralSampler(Spectrum spectrum, EigenvectorStorage storage)
     : spectrum_(std::move(spectrum)),
       storage_(spectrum_.has_eigenvectors() ? EigenvectorStorage::kStored : storage) {
   IPDPP_ASSERT(spectrum_.has_eigenvectors() || spectrum_.basis != nullptr);
+  formed_.store(spectrum_.has_eigenvectors());
+  if (!spectrum_.has_eigenvectors()) {
+    computed_rows_.n = spectrum_.n;
+    computed_rows_.rank = spectrum_.rank;
+    computed_rows_.eigenvalues = spectrum_.eigenvalues;
+    computed_rows_.basis = spectrum_.basis;
+  }
   log_eigenvalues_.reserve(spectrum_.eigenvalues.size());
   for (double lam : spectrum_.eigenvalues) log_eigenvalues_.push_back(std::log(lam));
 }
@@ -44,14 +51,14 @@ const std::vector<double>& SpectralSampler::eigenvectors() const {
     auto& mutable_spectrum = const_cast<Spectrum&>(spectrum_);
     resize_huge(mutable_spectrum.eigenvectors, checked_size(spectrum_.n, spectrum_.rank));
     form_eigenvectors(*spectrum_.basis, mutable_spectrum.eigenvectors.data());
+    formed_.store(true, std::memory_order_release);
   });
   return spectrum_.eigenvectors;
 }
 
 void SpectralSampler::eigenvector_rows(const std::int64_t* items, std::int64_t m,
                                        double* out) const {
-  if (storage_ == EigenvectorStorage::kOnDemand)
-    return compute_eigenvector_rows(*spectrum_.basis, items, m, out);
+  if (!eigenvectors_formed()) return compute_eigenvector_rows(*spectrum_.basis, items, m, out);
   const double* V = eigenvectors().data();
   const std::int64_t r = spectrum_.rank;
   for (std::int64_t s = 0; s < m; ++s)
@@ -59,8 +66,7 @@ void SpectralSampler::eigenvector_rows(const std::int64_t* items, std::int64_t m
 }
 
 std::vector<double> SpectralSampler::weighted_row_norms(const double* weights) const {
-  if (storage_ == EigenvectorStorage::kOnDemand)
-    return weighted_leverage_scores(*spectrum_.basis, weights);
+  if (!eigenvectors_formed()) return weighted_leverage_scores(*spectrum_.basis, weights);
   const double* V = eigenvectors().data();
   const std::int64_t r = spectrum_.rank;
   std::vector<double> out(static_cast<std::size_t>(spectrum_.n));
@@ -77,6 +83,21 @@ const Spectrum& SpectralSampler::sampling_spectrum() const {
   return spectrum_;
 }
 
+const Spectrum& SpectralSampler::rejection_spectrum(std::int64_t num_samples,
+                                                    std::int64_t k) const {
+  if (storage_ == EigenvectorStorage::kOnDemand) return spectrum_;  // never formed
+  if (eigenvectors_formed()) return spectrum_;
+  {
+    std::lock_guard<std::mutex> lock(repay_mutex_);
+    const FeatureBasis& b = *spectrum_.basis;
+    if (!eigenvectors_repay(b.n, b.d, b.rank, k, num_samples, computed_rows_spent_)) {
+      computed_rows_spent_ += computed_rows_cost(b.rank, b.d, k, num_samples);
+      return computed_rows_;
+    }
+  }
+  return sampling_spectrum();
+}
+
 void SpectralSampler::check_method(ProjectionMethod method) const {
   IPDPP_REQUIRE(
       !(method == ProjectionMethod::kSequential && storage_ == EigenvectorStorage::kOnDemand),
@@ -86,33 +107,38 @@ void SpectralSampler::check_method(ProjectionMethod method) const {
       "with memory='full'");
 }
 
-const FeatureBasis* SpectralSampler::computed_rows_basis() const {
-  if (storage_ != EigenvectorStorage::kOnDemand) return nullptr;
-  // The leverage scores first: their pass over the features reads them in order, which the
-  // default read-ahead serves best.
-  if (spectrum_.rank > 0) proposal();
-  return spectrum_.basis.get();
-}
-
 const LeverageProposal& SpectralSampler::proposal() const {
   std::call_once(proposal_once_, [this] {
-    proposal_ = std::make_unique<LeverageProposal>(build_leverage_proposal(sampling_spectrum()));
+    // From computed rows' spectrum while the eigenvectors are not formed, so that building the
+    // proposal never forms them (both give the same scores).
+    proposal_ = std::make_unique<LeverageProposal>(
+        build_leverage_proposal(eigenvectors_formed() ? spectrum_ : computed_rows_));
   });
   return *proposal_;
 }
 
+ProjectionMethod SpectralSampler::resolve(ProjectionMethod method, std::int64_t k) const {
+  if (method != ProjectionMethod::kAuto) return method;
+  return storage_ == EigenvectorStorage::kOnDemand
+             ? ProjectionMethod::kRejection
+             : choose_cpu_method(spectrum_.n, spectrum_.rank, k);
+}
+
+const FeatureBasis* SpectralSampler::random_read_basis(const Spectrum& rows) const {
+  if (rows.has_eigenvectors()) return nullptr;
+  // The leverage scores first: their pass over the features reads them in order, which the
+  // default read-ahead serves best.
+  proposal();
+  return rows.basis.get();
+}
+
 void SpectralSampler::project(const std::int64_t* cols, std::int64_t k, std::uint64_t seed,
                               std::uint64_t sample, ProjectionMethod method,
-                              std::int64_t* out) const {
+                              const Spectrum& rejection_rows, std::int64_t* out) const {
   if (k == 0) return;  // an empty sample needs no tables (and a rank-0 spectrum has none)
-  if (method == ProjectionMethod::kAuto) {
-    method = storage_ == EigenvectorStorage::kOnDemand
-                 ? ProjectionMethod::kRejection
-                 : choose_cpu_method(spectrum_.n, spectrum_.rank, k);
-  }
-  if (method == ProjectionMethod::kRejection) {
+  if (resolve(method, k) == ProjectionMethod::kRejection) {
     RandomStream rng(seed, sample, RandomPurpose::kRejection);
-    project_rejection(sampling_spectrum(), proposal(), cols, k, rng, out);
+    project_rejection(rejection_rows, proposal(), cols, k, rng, out);
   } else {
     RandomStream rng(seed, sample, RandomPurpose::kSequential);
     project_sequential(sampling_spectrum(), cols, k, rng, out);
@@ -130,14 +156,17 @@ void SpectralSampler::sample_k(std::int64_t k, std::int64_t num_samples, std::ui
   check_method(method);
   if (k == 0 || num_samples == 0) return;
   const auto table = esp_tables_.get(log_eigenvalues_.data(), spectrum_.rank, k);
-  const RandomRowsHint hint(computed_rows_basis());
+  const Spectrum& rows = resolve(method, k) == ProjectionMethod::kRejection
+                             ? rejection_spectrum(num_samples, k)
+                             : sampling_spectrum();
+  const RandomRowsHint hint(random_read_basis(rows));
   parallel_for(num_samples, threads, [&](std::int64_t i) {
     const std::uint64_t sample = sample_offset + static_cast<std::uint64_t>(i);
     std::int64_t* dst = out + i * k;
     std::vector<std::int64_t> cols(static_cast<std::size_t>(k));
     select_k_eigenvectors(table->data(), log_eigenvalues_.data(), spectrum_.rank, k, seed, sample,
                           cols.data());
-    project(cols.data(), k, seed, sample, method, dst);
+    project(cols.data(), k, seed, sample, method, rows, dst);
   });
 }
 
@@ -149,14 +178,24 @@ std::vector<std::vector<std::int64_t>> SpectralSampler::sample_dpp(std::int64_t 
   IPDPP_REQUIRE(num_samples >= 0, "num_samples must be non-negative");
   check_method(method);
   std::vector<std::vector<std::int64_t>> samples(static_cast<std::size_t>(num_samples));
-  const RandomRowsHint hint(num_samples > 0 ? computed_rows_basis() : nullptr);
+  if (num_samples == 0) return samples;
+  // Samples have random sizes; the expected one decides where the rejection rows come from.
+  double expected = 0.0;
+  for (double lam : spectrum_.eigenvalues) expected += lam / (1.0 + lam);
+  const auto size = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::ceil(expected)), 1,
+                                             std::max<std::int64_t>(spectrum_.rank, 1));
+  const Spectrum& rows = spectrum_.rank > 0 && resolve(method, size) == ProjectionMethod::kRejection
+                             ? rejection_spectrum(num_samples, size)
+                             : sampling_spectrum();
+  const RandomRowsHint hint(random_read_basis(rows));
   parallel_for(num_samples, threads, [&](std::int64_t i) {
     const std::uint64_t sample = sample_offset + static_cast<std::uint64_t>(i);
     const std::vector<std::int64_t> cols =
         select_dpp_eigenvectors(spectrum_.eigenvalues, seed, sample);
     auto& dst = samples[static_cast<std::size_t>(i)];
     dst.resize(cols.size());
-    project(cols.data(), static_cast<std::int64_t>(cols.size()), seed, sample, method, dst.data());
+    project(cols.data(), static_cast<std::int64_t>(cols.size()), seed, sample, method, rows,
+            dst.data());
   });
   return samples;
 }

@@ -5,6 +5,7 @@
 // so batches and thread counts never change a result. The GPU twin is cuda/spectral_sampler.h.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -35,13 +36,39 @@ inline EigenvectorStorage choose_eigenvector_storage(std::int64_t n, std::int64_
                                               : EigenvectorStorage::kOnDemand;
 }
 
+// Whether a kernel whose eigenvectors may be stored but are not formed yet should form them now,
+// before a rejection call of `num_samples` samples of size k, having spent `spent` (see below) on
+// computed rows so far. Forming V costs n d rank multiply-adds (one GEMM pass over the features);
+// a sample from computed rows costs about rank H_k proposals (common/rejection_bound.h) of d k
+// multiply-adds each, kComputedRowCost times slower apiece than the GEMM's, more than one from
+// stored rows. V is formed once the computed rows, this call's included, would cost more than
+// forming it: a call with many samples forms it at once, and many small calls spend at most
+// twice the cost of forming it at the start (the ski-rental rule). Depends on the shape alone.
+constexpr double kComputedRowCost = 2.0;
+
+inline double computed_rows_cost(std::int64_t rank, std::int64_t d, std::int64_t k,
+                                 std::int64_t num_samples) {
+  return harmonic_number(k) * static_cast<double>(rank) * static_cast<double>(d) *
+         static_cast<double>(k) * kComputedRowCost * static_cast<double>(num_samples);
+}
+
+inline bool eigenvectors_repay(std::int64_t n, std::int64_t d, std::int64_t rank, std::int64_t k,
+                               std::int64_t num_samples, double spent) {
+  const double forming =
+      static_cast<double>(n) * static_cast<double>(d) * static_cast<double>(rank);
+  return spent + computed_rows_cost(rank, d, k, num_samples) > forming;
+}
+
 // A spectrum with the tables its samplers reuse across calls (the leverage proposal, ESP tables
 // per k, the eigenvectors when they are formed late), built lazily and thread-safely. This is the
 // object behind ipdpp._core.Spectrum.
 class SpectralSampler {
  public:
   // `storage` kOnDemand needs a spectrum with a feature basis (lowrank_spectrum_basis with n > d);
-  // for any other spectrum it means kStored, since such eigenvectors are formed already.
+  // for any other spectrum it means kStored, since such eigenvectors are formed already. A kStored
+  // spectrum that comes without its eigenvectors forms them at their first need: eigenvectors(),
+  // the sequential sampler, or a rejection call once eigenvectors_repay; until then the rejection
+  // sampler reads computed rows, which give the same samples up to rounding.
   explicit SpectralSampler(Spectrum spectrum,
                            EigenvectorStorage storage = EigenvectorStorage::kStored);
   SpectralSampler(const SpectralSampler&) = delete;
@@ -54,6 +81,8 @@ class SpectralSampler {
   // The n x rank eigenvectors, formed on the first call when the spectrum came without them.
   // Throws std::invalid_argument (ValueError) in kOnDemand storage.
   const std::vector<double>& eigenvectors() const;
+  // Whether the eigenvectors are stored by now.
+  bool eigenvectors_formed() const { return formed_.load(std::memory_order_acquire); }
   // Rows `items` (m, in [0, n)) of the eigenvectors into out (m x rank), in any storage.
   void eigenvector_rows(const std::int64_t* items, std::int64_t m, double* out) const;
   // sum_j weights_j V_ij^2 for every item (weights: rank values), in any storage.
@@ -75,18 +104,30 @@ class SpectralSampler {
   const LeverageProposal& proposal() const;
   // The spectrum, with its eigenvectors formed (kStored) or as it is (kOnDemand).
   const Spectrum& sampling_spectrum() const;
+  // What the rejection sampler reads rows from in a call of num_samples samples of size k: the
+  // spectrum with its eigenvectors, or computed_rows_ (eigenvectors_repay decides when they may
+  // still be formed).
+  const Spectrum& rejection_spectrum(std::int64_t num_samples, std::int64_t k) const;
   // Throws std::invalid_argument for a method the storage cannot run (kSequential, kOnDemand).
   void check_method(ProjectionMethod method) const;
-  // The basis whose features the samplers read at random rows, or null (stored eigenvectors);
-  // builds the proposal first.
-  const FeatureBasis* computed_rows_basis() const;
+  // The method `method` means for a sample of size k.
+  ProjectionMethod resolve(ProjectionMethod method, std::int64_t k) const;
+  // The basis whose features a call reads at random rows when it reads `rows`, or null (stored
+  // eigenvectors); builds the proposal first.
+  const FeatureBasis* random_read_basis(const Spectrum& rows) const;
   // Projection phase for one sample whose selected eigenvector columns are `cols`.
   void project(const std::int64_t* cols, std::int64_t k, std::uint64_t seed, std::uint64_t sample,
-               ProjectionMethod method, std::int64_t* out) const;
+               ProjectionMethod method, const Spectrum& rejection_rows, std::int64_t* out) const;
 
   Spectrum spectrum_;
   EigenvectorStorage storage_;
+  // The spectrum without eigenvectors (sizes, eigenvalues, basis) that computed-row samples read
+  // while spectrum_'s are formed late: a separate object, never written once built.
+  Spectrum computed_rows_;
   mutable std::once_flag eigenvectors_once_;
+  mutable std::atomic<bool> formed_{false};
+  mutable std::mutex repay_mutex_;
+  mutable double computed_rows_spent_ = 0.0;  // computed_rows_cost of the samples drawn so far
   std::vector<double> log_eigenvalues_;
   mutable std::once_flag proposal_once_;
   mutable std::unique_ptr<LeverageProposal> proposal_;
