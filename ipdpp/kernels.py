@@ -143,7 +143,10 @@ class LowRankKernel(Kernel):
         Converted to float64 (a copy of n values when it is not already float64).
     memory : {"auto", "full", "low"} or int, default "auto"
         Whether the n x rank float64 eigenvectors (``8 n rank`` bytes) are stored. ``"full"``:
-        stored (formed at their first use). ``"low"``: never stored; the samplers compute the
+        stored, formed once the samples asked for repay forming them (one GEMM pass over the
+        features; until then rejection samples read rows computed from the features, the same
+        samples up to rounding), or at once for ``eigh()`` and the sequential sampler.
+        ``"low"``: never stored; the samplers compute the
         rows ``V_i = q_i B_i W`` (``W = U Lambda^{-1/2}``, d x rank) they read from the
         features, so the extra memory is O(n) (leverage scores and their alias table, about 32
         bytes per item) and ``features`` may be a ``numpy.memmap`` larger than memory. An int is
