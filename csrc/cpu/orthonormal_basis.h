@@ -26,6 +26,15 @@ class OrthonormalBasis {
   // of them brings it to the threshold: a rejected row costs a fraction of the full product.
   bool residual_exceeds(const double* y, double threshold, double* coef) const;
 
+  // The screen of residual_exceeds: false only when residual_exceeds(y, threshold) is false for
+  // the row y [k] whose bfloat16 rounding, widened to float32, is y_hat [k]. It computes the
+  // residual of y_hat against a float32 copy of the basis, with twice the numbers per vector, and
+  // rejects when the result is below the threshold by more than screen_margin(k, size()) times
+  // an upper bound on ||y||^2 (from ||y_hat||^2), a rigorous bound on its distance to the value
+  // residual_exceeds computes, so that its rejections are residual_exceeds' rejections. Rows it
+  // does not reject go to residual_exceeds.
+  bool screen_may_exceed(const float* y_hat, double threshold) const;
+
   // Appends normalise((I - B B^T) y) for y [k] outside the span; `coef` holds B y when the caller
   // has it (residual_exceeds), else null. A second pass runs when the first cancelled more than
   // half of ||y||^2 (Kahan-Parlett, "twice is enough"), which keeps the basis orthonormal to
@@ -34,11 +43,16 @@ class OrthonormalBasis {
 
   std::int64_t coefficient_capacity() const { return ld_; }
 
+  // The relative error bound of screen_may_exceed for rows of length k against m directions.
+  static double screen_margin(std::int64_t k, std::int64_t m);
+
  private:
   std::int64_t k_, capacity_, stride_, ld_, size_ = 0;
-  std::vector<double> rows_;        // capacity x stride: direction s at s * stride
-  std::vector<double> transposed_;  // k x ld: coordinate c of direction s at c * ld + s
-  std::vector<double> scratch_;     // stride + ld: the direction being built, its coefficients
+  std::vector<double> rows_;         // capacity x stride: direction s at s * stride
+  std::vector<double> transposed_;   // k x ld: coordinate c of direction s at c * ld + s
+  std::vector<float> transposed32_;  // the same, rounded to float32
+  std::vector<double> scratch_;      // stride + ld: the direction being built, its coefficients
+  double screen_margin_;             // screen_margin(k, size)
 };
 
 }  // namespace ipdpp

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "common/alias_table.h"
@@ -16,6 +17,15 @@
 #include "cpu/rejection_sampler.h"
 
 namespace ipdpp {
+
+// Row sources that also give each row rounded to bfloat16 and widened to float32
+// (screen_row(i, float* scratch), room for k floats) have most proposals rejected from that row by
+// OrthonormalBasis::screen_may_exceed, with exactly the float64 test's decisions; their
+// prefetch(i) loads the rounded row, and the float64 row is read only when the screen passes.
+template <class Rows, class = void>
+struct HasScreenRows : std::false_type {};
+template <class Rows>
+struct HasScreenRows<Rows, std::void_t<decltype(&Rows::screen_row)>> : std::true_type {};
 
 // Proposals are drawn ahead of use in two stages, so that each random read is prefetched in
 // time: a proposal's alias bucket kBucketAhead + kRowAhead proposals before it is tested, its
@@ -35,6 +45,7 @@ void project_rejection_rows(const Rows& rows, const LeverageProposal& proposal, 
   OrthonormalBasis basis(k, k - 1);
   std::vector<double> scratch(static_cast<std::size_t>(rows.scratch_size())),
       coef(static_cast<std::size_t>(basis.coefficient_capacity()));
+  std::vector<float> scratch32(HasScreenRows<Rows>::value ? static_cast<std::size_t>(k) : 0);
 
   // Proposals form a fixed stream (three uniforms each: bucket, coin, acceptance) whatever gets
   // accepted; ring[head ..] holds the next kAhead of them in order, the first kRowAhead with
@@ -76,8 +87,13 @@ void project_rejection_rows(const Rows& rows, const LeverageProposal& proposal, 
       const std::int64_t i = p.item;
       // Accept with probability residual_i / leverage_i using one uniform: u * leverage_i must
       // fall below the squared residual of y_i against the chosen rows' span.
+      const double threshold = p.u_accept * leverage[i];
+      if constexpr (HasScreenRows<Rows>::value) {
+        const float* y_hat = rows.screen_row(i, scratch32.data());
+        if (!basis.screen_may_exceed(y_hat, threshold)) continue;
+      }
       y = rows.row(i, scratch.data());
-      bool accepted = basis.residual_exceeds(y, p.u_accept * leverage[i], coef.data());
+      bool accepted = basis.residual_exceeds(y, threshold, coef.data());
       // A chosen item's residual is zero in exact arithmetic; rounding may leave ~1e-16 of it.
       for (std::int64_t s = 0; accepted && s < t; ++s) accepted = (out[s] != i);
       if (accepted) item = i;

@@ -15,10 +15,16 @@ namespace ipdpp {
 // Proposal of the rejection phase: leverage scores l_i = ||V_i||^2 of the full eigenbasis (they
 // sum to the rank) and their alias table (common/alias_table.h). One table serves every
 // eigenvector subset J, because ||V_{i,J}||^2 <= l_i.
+// With stored eigenvectors it also keeps V rounded to bfloat16 (n x rank, a quarter of V's
+// memory), which the phase reads first: most proposals are rejected from it with a rigorous
+// rounding margin (OrthonormalBasis::screen_may_exceed) and only the others read their float64
+// row, so the random reads, V's cost once it is larger than the caches, move a quarter of the
+// bytes while every decision stays the float64 one.
 struct LeverageProposal {
   std::vector<double> leverage;
   std::vector<double> keep;
   std::vector<std::int64_t> alias;
+  std::vector<std::uint16_t> eigenvectors_bf16;  // n x rank bit patterns; empty: V not stored
 };
 LeverageProposal build_leverage_proposal(const Spectrum& spectrum);
 

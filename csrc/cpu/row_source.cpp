@@ -196,17 +196,6 @@ StoredRows::StoredRows(const double* eigenvectors, std::int64_t rank, const std:
                        std::int64_t k)
     : v_(eigenvectors), rank_(rank), cols_(cols), k_(k), identity_(k == rank) {
   for (std::int64_t c = 0; identity_ && c < k; ++c) identity_ = (cols[c] == c);
-  constexpr std::size_t kCacheLine = 64;
-  if ((static_cast<std::size_t>(rank) * sizeof(double)) % kCacheLine != 0) return;
-  const std::size_t base = reinterpret_cast<std::uintptr_t>(eigenvectors) % kCacheLine;
-  std::size_t last = ~std::size_t{0};
-  for (std::int64_t c = 0; c < k; ++c) {  // cols ascending: each line once
-    const std::size_t line =
-        (base + static_cast<std::size_t>(cols[c]) * sizeof(double)) / kCacheLine;
-    if (line == last) continue;
-    last = line;
-    line_offsets_.push_back(line == 0 ? 0 : line * kCacheLine - base);
-  }
 }
 
 template <class T>

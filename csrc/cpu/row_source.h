@@ -76,19 +76,13 @@ void compute_eigenvector_rows(const FeatureBasis& basis, const std::int64_t* ite
 // order, else gathered.
 class StoredRows {
  public:
-  // Prefetching only the cache lines that hold gathered elements (not every line of the row's
-  // span) keeps the memory traffic at what the gather needs when k is much smaller than the rank;
-  // one prefetch per line, not per element, keeps the instructions few when it is not.
+  // One prefetch per gathered element (not per line of the row's span) keeps the memory traffic
+  // at what the gather needs when k is much smaller than the rank.
   StoredRows(const double* eigenvectors, std::int64_t rank, const std::int64_t* cols,
              std::int64_t k);
   void prefetch(std::int64_t i) const {
     const double* row = v_ + i * rank_;
-    if (line_offsets_.empty()) {
-      for (std::int64_t c = 0; c < k_; ++c) __builtin_prefetch(row + cols_[c]);
-    } else {
-      const char* bytes = reinterpret_cast<const char*>(row);
-      for (std::size_t offset : line_offsets_) __builtin_prefetch(bytes + offset);
-    }
+    for (std::int64_t c = 0; c < k_; ++c) __builtin_prefetch(row + cols_[c]);
   }
   // Doubles of workspace row() needs.
   std::int64_t scratch_size() const { return k_; }
@@ -106,9 +100,6 @@ class StoredRows {
   const std::int64_t* cols_;
   std::int64_t k_;
   bool identity_;
-  // Byte offsets, from a row's start, of the lines the gather reads: the same for every row when
-  // a row spans whole lines (rank a multiple of 8), else empty (one prefetch per element).
-  std::vector<std::size_t> line_offsets_;
 };
 
 // Computed rows: y = q_i B_i W_J with the d x k block W_J of the selected columns gathered once per
