@@ -11,7 +11,8 @@ classes larger than k (the only ones a sampler chooses in), reports per round:
 
 Run from the repository root, after the sweep::
 
-    python results/training/subset_p.py runs/fashion-mnist-lt-sweep --out results/training/fashion-mnist-lt-sweep
+    python results/training/subset_p.py runs/fashion-mnist-lt \
+        --out results/training/fashion-mnist-lt
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="where subset_p.md/json go (default: sweep)")
     args = parser.parse_args()
     out = args.out or args.sweep
-    seeds = sorted((s for s in args.sweep.glob("seed-*") if s.is_dir()),
-                   key=lambda s: int(s.name.split("-")[1]))
+    seeds = sorted(
+        (s for s in args.sweep.glob("seed-*") if s.is_dir()),
+        key=lambda s: int(s.name.split("-")[1]),
+    )
     config = load_config(str(seeds[0] / "config.toml"))
     labels = np.asarray(load_long_tailed(config.data).y_train)
     table: dict[str, dict[str, list[dict[str, float]]]] = {}
