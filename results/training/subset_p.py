@@ -1,7 +1,7 @@
 """What each stage-2 sampler chose: the p of the chosen items against their classes', per round.
 
-For every seed folder of a sweep and every subset method, reads the rounds kept in the
-method's checkpoint (p of every training item and the subset drawn from it) and, over the
+For every seed folder of a sweep and every method that drew subsets, reads the rounds kept
+in the method's checkpoint (p of every training item and the subset drawn from it) and, over the
 classes larger than k (the only ones a sampler chooses in), reports per round:
 
 - ``mean p chosen - mean p class``: negative when the sampler prefers low-confidence items;
@@ -24,12 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ipdpp_train.aggregate import seed_directories
 from ipdpp_train.checkpoint import write_text_atomic
 from ipdpp_train.config_io import load_config
 from ipdpp_train.data import load_long_tailed
-
-SUBSET_METHODS = ("random", "fixed-random", "exact", "features", "greedy", "paper",
-                  "random-kmin", "exact-kmin", "random-la", "exact-la")  # fmt: skip
 
 
 def round_stats(p: np.ndarray, subset: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -60,19 +58,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="where subset_p.md/json go (default: sweep)")
     args = parser.parse_args()
     out = args.out or args.sweep
-    seeds = sorted(
-        (s for s in args.sweep.glob("seed-*") if s.is_dir()),
-        key=lambda s: int(s.name.split("-")[1]),
-    )
+    seeds = list(seed_directories(args.sweep).values())
     config = load_config(str(seeds[0] / "config.toml"))
     labels = np.asarray(load_long_tailed(config.data).y_train)
     table: dict[str, dict[str, list[dict[str, float]]]] = {}
     for seed_dir in seeds:
-        for method in SUBSET_METHODS:
-            path = seed_dir / method / "checkpoint.pt"
-            if not path.is_file():
+        for path in sorted(seed_dir.glob("*/checkpoint.pt")):
+            # Stage 2 keeps every round's p and subset; other phases keep no rounds.
+            state = torch.load(path, map_location="cpu", weights_only=False).get("state", {})
+            rounds, method = state.get("rounds"), path.parent.name
+            if not rounds:
                 continue
-            rounds = torch.load(path, map_location="cpu", weights_only=False)["state"]["rounds"]
             covered = np.zeros(len(labels), dtype=bool)
             for r in rounds:
                 subset = np.asarray(r["subset"], dtype=np.int64)
