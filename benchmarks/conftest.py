@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.config import OPTIONS, add_options, settings_from
 from benchmarks.machine import pin_threads
-from benchmarks.suite import SESSION, Session
+from benchmarks.suite import SESSION, Case, Session
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,9 +32,11 @@ def session(request: pytest.FixtureRequest) -> Session:
     return request.config.stash[SESSION]
 
 
-def _case(item: pytest.Item) -> Any:
+def _case(item: pytest.Item) -> Case | None:
+    # An empty parameter set (e.g. no batch measurements) gives pytest's NOTSET, not a Case.
     callspec = getattr(item, "callspec", None)
-    return callspec.params.get("case") if callspec is not None else None
+    case = callspec.params.get("case") if callspec is not None else None
+    return case if isinstance(case, Case) else None
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -174,8 +174,9 @@ k > {left_out[0][0]})."
     )
     text = f"""## Per-sample time
 
-One k-DPP sample, after setup (lower is better). `skipped (>budget)`: predicted from the next \
-smaller n to take longer than the time budget.{note}
+One k-DPP sample, after setup, in the steady state: ipdpp's eigenvectors are formed first, \
+untimed (lower is better). `skipped (>budget)`: predicted from the next smaller n to take longer \
+than the time budget.{note}
 
 {times}
 """

@@ -92,6 +92,7 @@ def _draw(benchmark: Any, session: Session, case: Case) -> None:
     s, family, sampler, n, k = session.settings, case.family, case.sampler, case.n, case.k
     assert family is not None and sampler is not None and k is not None
     state = session.state(case)
+    family.steady_state(state)
     history = session.history[(case.kind, sampler.key, case.d, k)]
     predicted = extrapolate(history, n)
     if predicted is not None and 2 * predicted > s.budget:  # warm-up + one timed call
