@@ -1,15 +1,16 @@
 """Whether a low-rank kernel stores its eigenvectors: the ``memory=`` option and its default rule.
 
-A :class:`ipdpp.LowRankKernel` of n items and rank r has n x r float64 eigenvectors (8 n r bytes),
-which the samplers read row by row. When they would not fit, the kernel keeps only the d x r
+A :class:`ipdpp.LowRankKernel` of n items and rank r has n x r float64 eigenvectors, which the
+samplers read row by row, and the rejection sampler a bfloat16 copy of them that it reads first:
+10 n r bytes in all. When they would not fit, the kernel keeps only the d x r
 matrix ``W = U Lambda^{-1/2}`` and computes any row ``V_i = q_i B_i W`` from the features when a
 sampler reads it (the low-memory mode); the extra memory is then O(n), the leverage scores and
 their alias table (about 32 bytes per item). The rule, applied when the eigendecomposition runs
 (at the first ``rank``, ``eigh`` or sample):
 
-- ``memory="auto"`` (default): low memory when the eigenvectors would take more than half of the
-  memory available then (:func:`available_memory`);
-- ``memory=<int>``: a budget in bytes for the eigenvectors; low memory when they exceed it;
+- ``memory="auto"`` (default): low memory when the eigenvectors and their copy would take more
+  than half of the memory available then (:func:`available_memory`);
+- ``memory=<int>``: a budget in bytes for them; low memory when they exceed it;
 - ``memory="full"``: always store them (the behaviour of a kernel that fits);
 - ``memory="low"``: never store them.
 """

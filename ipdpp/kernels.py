@@ -142,7 +142,8 @@ class LowRankKernel(Kernel):
         Non-negative per-item quality ``q`` (default: all ones), on the device of ``features``.
         Converted to float64 (a copy of n values when it is not already float64).
     memory : {"auto", "full", "low"} or int, default "auto"
-        Whether the n x rank float64 eigenvectors (``8 n rank`` bytes) are stored. ``"full"``:
+        Whether the n x rank float64 eigenvectors are stored (with the rejection sampler's
+        bfloat16 copy, ``10 n rank`` bytes in all). ``"full"``:
         stored, formed once the samples asked for repay forming them (one GEMM pass over the
         features; until then rejection samples read rows computed from the features, the same
         samples up to rounding), or at once for ``eigh()`` and the sequential sampler.

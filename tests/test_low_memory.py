@@ -139,7 +139,7 @@ def test_spectrum_keeps_its_features_alive(seed: int) -> None:
 
 def test_budget_in_bytes_decides_the_storage(seed: int) -> None:
     B = np.random.default_rng(seed).standard_normal((100, 4))
-    needed = 8 * 100 * 4  # n x rank float64
+    needed = 10 * 100 * 4  # n x rank float64 and their bfloat16 copy
     assert not ipdpp.LowRankKernel(B, memory=needed).low_memory
     assert ipdpp.LowRankKernel(B, memory=needed - 1).low_memory
     assert ipdpp.LowRankKernel(B, memory=np.int64(0)).low_memory
@@ -148,7 +148,7 @@ def test_budget_in_bytes_decides_the_storage(seed: int) -> None:
 
 def test_auto_uses_half_the_available_memory(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
     B = np.random.default_rng(seed).standard_normal((100, 4))
-    needed = 8 * 100 * 4
+    needed = 10 * 100 * 4
     monkeypatch.setattr(_memory, "available_memory", lambda: 2 * needed)
     assert not ipdpp.LowRankKernel(B).low_memory
     monkeypatch.setattr(_memory, "available_memory", lambda: 2 * needed - 2)

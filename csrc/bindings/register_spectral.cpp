@@ -304,7 +304,8 @@ void register_spectral(py::module_& m) {
   m.def("lowrank_spectrum", &lowrank, "features"_a, "quality"_a = py::none(), "rtol"_a,
         "eigenvector_budget"_a = -1, "threads"_a = 0,
         "Spectrum of L = diag(q) B B^T diag(q) through the dual Gram matrix. Its n x rank "
-        "eigenvectors are stored (formed on first use) when their 8 n rank bytes fit in "
+        "eigenvectors are stored (formed on first use) when they and their bfloat16 copy, "
+        "10 n rank bytes, fit in "
         "eigenvector_budget (< 0: no limit), else never: rows are computed from the features, "
         "which the spectrum keeps referring to. The products over the features run on `threads` "
         "threads (0: all hardware threads; the result does not depend on it).");

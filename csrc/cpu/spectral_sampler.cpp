@@ -42,8 +42,9 @@ const std::vector<double>& SpectralSampler::eigenvectors() const {
       storage_ == EigenvectorStorage::kStored,
       "the eigenvectors of a low-memory kernel (memory='low', or more than its memory "
       "budget) are never stored: its samplers compute the rows they read from the "
-      "features; build the kernel with memory='full' to store them (8 n rank bytes = " +
-          gibibytes(8.0 * static_cast<double>(spectrum_.n) * static_cast<double>(spectrum_.rank)) +
+      "features; build the kernel with memory='full' to store them (10 n rank bytes with "
+      "the rejection sampler's copy = " +
+          gibibytes(10.0 * static_cast<double>(spectrum_.n) * static_cast<double>(spectrum_.rank)) +
           ")");
   std::call_once(eigenvectors_once_, [this] {
     if (spectrum_.has_eigenvectors()) return;

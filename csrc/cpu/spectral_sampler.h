@@ -27,11 +27,12 @@ namespace ipdpp {
 enum class EigenvectorStorage { kStored, kOnDemand };
 
 // The storage of the eigenvectors of n x rank within a budget of `budget` bytes (< 0: no limit):
-// stored when their 8 n rank bytes fit in it.
+// stored when they fit in it with the rejection sampler's bfloat16 copy of them
+// (LeverageProposal::eigenvectors_bf16), 8 + 2 bytes per entry.
 inline EigenvectorStorage choose_eigenvector_storage(std::int64_t n, std::int64_t rank,
                                                      std::int64_t budget) {
   if (budget < 0) return EigenvectorStorage::kStored;
-  const double bytes = 8.0 * static_cast<double>(n) * static_cast<double>(rank);
+  const double bytes = 10.0 * static_cast<double>(n) * static_cast<double>(rank);
   return bytes <= static_cast<double>(budget) ? EigenvectorStorage::kStored
                                               : EigenvectorStorage::kOnDemand;
 }
