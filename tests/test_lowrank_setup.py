@@ -160,6 +160,25 @@ def test_leverage_bounds_the_row_norms_of_v(dtype: type, shape: str) -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("quality", [False, True])
+def test_leverage_bounds_hold_past_the_vectorised_norm_chunks(dtype: type, quality: bool) -> None:
+    # The row norms are summed in chunks of 32 entries plus a tail: d = 70 (two chunks and 6)
+    # and rank 37 (one chunk and 5), in the copy-and-norm pass of float features read in place
+    # and in the pass over converted or scaled rows.
+    rng = np.random.default_rng(SEED + 2)
+    n, d = 3000, 70
+    B = (rng.standard_normal((n, 37)) @ rng.standard_normal((37, d)) / np.sqrt(n)).astype(dtype)
+    q = rng.uniform(0.5, 2.0, n) if quality else None
+    W = _kept_basis(B, q)
+    assert W.shape[1] == 37
+    exact = _row_norms_exact(B, W, q)
+    lev = _core.leverage_from_features(B, q, W, 1)
+    assert np.all(lev >= exact)
+    assert ((lev - exact) / exact).max() <= 2.0**-6
+    assert 37 <= lev.sum() <= 37 * (1 + 1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_leverage_of_a_wide_spectrum_is_computed_in_double(dtype: type) -> None:
     # Eigenvalues over 1e-9 .. 1: kappa_W = sqrt(sum lambda_max / lambda) ~ 3e4 exceeds what a
     # float product may carry (gamma_{d+4}(2^-24) kappa_W > 2^-7), so the scores come from double
@@ -216,3 +235,25 @@ def test_setup_does_not_depend_on_the_thread_count(dtype: type) -> None:
         for threads in (1, 2)
     ]
     assert np.array_equal(draws[0], draws[1])
+
+
+# --- the input check -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_features_check_finds_a_non_finite_value_anywhere(dtype: type, bad: float) -> None:
+    # Over 2^20 values, which the one-pass check reads in blocks of 2^20: a bad value first, on
+    # either side of a block boundary and last. The extreme finite values (largest, subnormal,
+    # negative zero) pass.
+    info = np.finfo(dtype)
+    values = np.array([info.max, -info.max, info.smallest_subnormal, -0.0], dtype=dtype)
+    X = np.resize(values, 3 * 2**20 + 6)
+    assert _core.all_finite(X)
+    ipdpp.LowRankKernel(X.reshape(-1, 2))
+    for i in (0, 2**20 - 1, 2**20, X.size - 1):
+        Y = X.copy()
+        Y[i] = bad
+        assert not _core.all_finite(Y)
+        with pytest.raises(ValueError, match="^features must not contain NaN or Inf"):
+            ipdpp.LowRankKernel(Y.reshape(-1, 2))

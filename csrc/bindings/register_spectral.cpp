@@ -19,6 +19,7 @@
 #include "common/sampling_method.h"
 #include "cpu/diagonal_rank_one_eigen.h"
 #include "cpu/feature_products.h"
+#include "cpu/finite_check.h"
 #include "cpu/spectral_sampler.h"
 #include "cpu/spectrum.h"
 
@@ -110,6 +111,20 @@ py::array_t<double> leverage(const py::array& features, const std::optional<py::
     });
   }
   return to_numpy(std::move(out));
+}
+
+// Whether a C-contiguous float32/float64 array holds no NaN or Inf (the input check of
+// ipdpp._validation.check_finite for large host arrays).
+bool finite(const py::array& x) {
+  require_c_contiguous(x, "x");
+  const DType dtype = real_dtype(x, "x");
+  const std::int64_t n = x.size();
+  bool ok = true;
+  {
+    GilReleasedInterruptibly release;
+    dispatch_dtype(dtype, [&](auto tag) { ok = all_finite(typed_data<decltype(tag)>(x), n); });
+  }
+  return ok;
 }
 
 // All d eigenvalues of the dual Gram, as lowrank_spectrum computes them (for benchmarks and
@@ -312,6 +327,8 @@ void register_spectral(py::module_& m) {
   m.def("leverage_from_features", &leverage, "features"_a, "quality"_a, "w"_a, "threads"_a = 0,
         "Leverage scores (n,) of diag(q) B B^T diag(q)'s eigenspace spanned by B W, from the "
         "features without forming B W, each rounded up by its rounding-error bound.");
+  m.def("all_finite", &finite, "x"_a,
+        "Whether a C-contiguous float32/float64 array holds no NaN or Inf (one pass over it).");
   m.def("dual_gram_eigenvalues", &dual_gram_eigenvalues, "features"_a, "threads"_a = 0,
         "All d eigenvalues (ascending) of the dual Gram B^T B as lowrank_spectrum computes them: "
         "the Gram + eigendecomposition part of the setup alone (for benchmarks).");
