@@ -79,7 +79,7 @@ class IpdppFamily(Family):
     baseline = False
 
     def __init__(self, device: str, methods: tuple[str, ...], threads: int) -> None:
-        self.device, self.threads = device, threads
+        self.device, self.threads, self.methods = device, threads, methods
         self.key = "ipdpp" if device == "cpu" else "ipdpp-cuda"
         self.label = "ipdpp" if device == "cpu" else "ipdpp CUDA"
         super().__init__(
@@ -119,6 +119,8 @@ class IpdppFamily(Family):
         # that, what a user drawing many samples pays; the setup table has the first sample's.
         if not state.low_memory:
             state.eigh()
+        if "columns" in self.methods and not state.low_memory:  # its tables, from its first call
+            self._sample(state, 1, 1, 0, "columns")
 
 
 class NumpyFamily(Family):
@@ -244,7 +246,7 @@ def make_families(
     device: str,
     *,
     threads: int,
-    ipdpp_methods: tuple[str, ...] = ("sequential", "rejection", "auto"),
+    ipdpp_methods: tuple[str, ...] = ("sequential", "rejection", "columns", "auto"),
     dppy_modes: tuple[str, ...] = ("GS_bis",),
     only: tuple[str, ...] = (),
 ) -> list[Family]:
@@ -257,7 +259,8 @@ def make_families(
         if dppy_modes:
             families.append(DppyFamily(dppy_modes))
     if device in ("cuda", "all"):
-        families += [IpdppFamily("cuda", ipdpp_methods, threads), TorchFamily("cuda")]
+        on_gpu = tuple(m for m in ipdpp_methods if m != "columns")  # a CPU-only method
+        families += [IpdppFamily("cuda", on_gpu, threads), TorchFamily("cuda")]
     if not only:
         return families
     chosen = []

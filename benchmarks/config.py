@@ -32,7 +32,7 @@ class Settings:
     balanced_loop_classes: int
     balanced_modes: tuple[str, ...]
     dppy_modes: tuple[str, ...] = ("GS_bis",)
-    ipdpp_methods: tuple[str, ...] = ("sequential", "rejection", "auto")
+    ipdpp_methods: tuple[str, ...] = ("sequential", "rejection", "columns", "auto")
     threads: int = 1
     device: str = "cpu"
     dtype: str = ""  # "" = float64 on the CPU, float32 on CUDA
@@ -96,7 +96,11 @@ OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("balanced-loop-classes", "balanced_loop_classes", dict(type=_count)),
     ("balanced-modes", "balanced_modes", dict(nargs="+", choices=_MODES)),
     ("dppy-modes", "dppy_modes", dict(nargs="*", choices=("GS_bis", "GS", "KuTa12"))),
-    ("methods", "ipdpp_methods", dict(nargs="+", choices=("sequential", "rejection", "auto"))),
+    (
+        "methods",
+        "ipdpp_methods",
+        dict(nargs="+", choices=("sequential", "rejection", "columns", "auto")),
+    ),
     ("only", "only", dict(nargs="+", metavar="KEY", help="only these families or samplers")),
     ("seed", "seed", dict(type=int)),
     ("note", "note", dict(help="text for the report header")),

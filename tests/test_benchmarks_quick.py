@@ -190,7 +190,7 @@ def test_compare_tiny_writes_table_json_and_plots(tmp_path: Path) -> None:
         assert statuses[("dppy-GS_bis", "sample", 4)] in ("ok", "skipped (>budget)")
     if importlib.util.find_spec("torch") is not None:
         assert statuses[("torch-batched", "batch", 4)] == "ok"
-    for method in ("sequential", "rejection", "auto"):
+    for method in ("sequential", "rejection", "columns", "auto"):
         assert statuses[(f"ipdpp-{method}", "sample", 4)] == "ok"
         assert statuses[(f"ipdpp-{method}", "batch", 4)] == "ok"
     modes = run["balanced"][0]["modes"]

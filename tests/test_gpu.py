@@ -119,6 +119,12 @@ def test_arrays_on_another_device_are_rejected() -> None:
     np.testing.assert_array_equal(to_host(kept), ipdpp.balanced_subset(labels, p, 3, seed=1))
 
 
+def test_columns_method_is_cpu_only() -> None:
+    K = ipdpp.LowRankKernel(torch.from_numpy(features(200, 8)).cuda())
+    with pytest.raises(ValueError, match="^method='columns' runs on the CPU only"):
+        ipdpp.sample_k_dpp(K, 3, method="columns")
+
+
 def test_dual_gram_eigenvalues() -> None:
     # The benchmarks' Gram + eigendecomposition entry point of the extension.
     rng = np.random.default_rng(SEED)

@@ -9,21 +9,26 @@
 
 namespace ipdpp {
 
-enum class ProjectionMethod { kAuto, kSequential, kRejection };
+// kColumns: the rejection phase proposing from per-column tables of the stored eigenvectors
+// (cpu/rejection_sampler.h), CPU only; "auto" never chooses it.
+enum class ProjectionMethod { kAuto, kSequential, kRejection, kColumns };
 
-// Parses "auto" | "sequential" | "rejection"; throws std::invalid_argument naming `method`.
+// Parses "auto" | "sequential" | "rejection" | "columns"; throws std::invalid_argument naming
+// `method`.
 inline ProjectionMethod parse_projection_method(const std::string& method) {
   if (method == "auto") return ProjectionMethod::kAuto;
   if (method == "sequential") return ProjectionMethod::kSequential;
   if (method == "rejection") return ProjectionMethod::kRejection;
-  throw std::invalid_argument("method must be 'auto', 'sequential' or 'rejection'; got '" + method +
-                              "'");
+  if (method == "columns") return ProjectionMethod::kColumns;
+  throw std::invalid_argument(
+      "method must be 'auto', 'sequential', 'rejection' or 'columns'; got '" + method + "'");
 }
 
 inline const char* projection_method_name(ProjectionMethod method) {
   switch (method) {
     case ProjectionMethod::kSequential: return "sequential";
     case ProjectionMethod::kRejection: return "rejection";
+    case ProjectionMethod::kColumns: return "columns";
     case ProjectionMethod::kAuto: break;
   }
   return "auto";

@@ -188,8 +188,9 @@ namespace basis_kernels {
 
 IPDPP_HOT bool residual_exceeds(const double* y, std::int64_t k, const double* transposed,
                                 std::int64_t ld, std::int64_t size, double threshold,
-                                double* coef) {
+                                double relative, double* coef) {
   double left = sum_squares(y, k);
+  threshold += relative * left;
   if (!(left > threshold)) return false;
   for (std::int64_t s0 = 0; s0 < size; s0 += kBlock) {
     const int groups = block_groups(s0, size);
@@ -213,12 +214,14 @@ IPDPP_HOT void all_coefficients(const double* y, std::int64_t k, const double* t
 }
 
 // `relative` is screen_margin(k, size) and `norm_factor` turns the computed ||y_hat||^2 into an
-// upper bound on ||y||^2; the absolute 1e-30 covers the subnormal range, where the relative
-// bounds do not hold (absolute errors there are below 1e-36).
+// upper bound on ||y||^2, `lower_factor` into a lower bound on residual_exceeds' computed ||y||^2
+// (scaling the threshold's part proportional to it); the absolute 1e-30 covers the subnormal
+// range, where the relative bounds do not hold (absolute errors there are below 1e-36).
 IPDPP_HOT bool screen_may_exceed(const float* y, std::int64_t k, const float* transposed,
                                  std::int64_t ld, std::int64_t size, double threshold,
-                                 double relative, double norm_factor) {
+                                 double relative, double norm_factor, double lower_factor) {
   const float norm = sum_squares_floats(y, k);
+  threshold += lower_factor * static_cast<double>(norm);
   const double margin = relative * norm_factor * static_cast<double>(norm) + 1e-30;
   if (static_cast<double>(norm) + margin <= threshold) return false;
   float left = norm;
@@ -282,19 +285,25 @@ double OrthonormalBasis::screen_margin(std::int64_t k, std::int64_t m) {
                 rounding_bound(kd, md, kUnit64));
 }
 
-bool OrthonormalBasis::screen_may_exceed(const float* y_hat, double threshold) const {
-  // ||y_hat||^2 is computed to within gamma_k of itself, and ||y|| <= ||y_hat|| / (1 - e).
-  // Rows too long for the bound (k u32 >= 1/2, far beyond where screening pays) pass.
-  const double e = kScreenRounding;
+bool OrthonormalBasis::screen_may_exceed(const float* y_hat, double threshold,
+                                         double relative) const {
+  // ||y_hat||^2 is computed to within gamma_k of itself, and ||y|| <= ||y_hat|| / (1 - e): an
+  // upper bound on ||y||^2; the lower one, on the value residual_exceeds computes, has
+  // ||y|| >= ||y_hat|| / (1 + e) and that value's own gamma_k. Rows too long for the bound
+  // (k u32 >= 1/2, far beyond where screening pays) pass.
+  const double e = kScreenRounding, kd = static_cast<double>(k_);
   if (!(screen_margin_ < 1.0)) return true;
-  const double norm_factor =
-      1.0 / ((1.0 - gamma(static_cast<double>(k_), kUnit32)) * (1.0 - e) * (1.0 - e));
+  const double norm_factor = 1.0 / ((1.0 - gamma(kd, kUnit32)) * (1.0 - e) * (1.0 - e));
+  const double lower_factor =
+      (1.0 - gamma(kd, kUnit64)) / ((1.0 + gamma(kd, kUnit32)) * (1.0 + e) * (1.0 + e));
   return basis_kernels::screen_may_exceed(y_hat, k_, transposed32_.data(), ld_, size_, threshold,
-                                          screen_margin_, norm_factor);
+                                          screen_margin_, norm_factor, relative * lower_factor);
 }
 
-bool OrthonormalBasis::residual_exceeds(const double* y, double threshold, double* coef) const {
-  return basis_kernels::residual_exceeds(y, k_, transposed_.data(), ld_, size_, threshold, coef);
+bool OrthonormalBasis::residual_exceeds(const double* y, double threshold, double relative,
+                                        double* coef) const {
+  return basis_kernels::residual_exceeds(y, k_, transposed_.data(), ld_, size_, threshold, relative,
+                                         coef);
 }
 
 void OrthonormalBasis::append(const double* y, const double* coef) {

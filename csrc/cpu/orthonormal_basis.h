@@ -20,20 +20,22 @@ class OrthonormalBasis {
   // Direction s (s < size()), k values (followed by zeros up to a multiple of kLanes).
   const double* direction(std::int64_t s) const { return rows_.data() + s * stride_; }
 
-  // Whether ||(I - B B^T) y||^2 > threshold for y [k]; writes the coefficients B y to
-  // coef[0..size()) when it is (coef has room for coefficient_capacity() values). The squared
-  // residual only shrinks as coefficients are subtracted, so the test gives up as soon as a block
-  // of them brings it to the threshold: a rejected row costs a fraction of the full product.
-  bool residual_exceeds(const double* y, double threshold, double* coef) const;
+  // Whether ||(I - B B^T) y||^2 > threshold + relative ||y||^2 for y [k] (||y||^2 as computed);
+  // writes the coefficients B y to coef[0..size()) when it is (coef has room for
+  // coefficient_capacity() values). The squared residual only shrinks as coefficients are
+  // subtracted, so the test gives up as soon as a block of them brings it to the threshold: a
+  // rejected row costs a fraction of the full product.
+  bool residual_exceeds(const double* y, double threshold, double relative, double* coef) const;
 
-  // The screen of residual_exceeds: false only when residual_exceeds(y, threshold) is false for
-  // the row y [k] whose bfloat16 rounding, widened to float32, is y_hat [k]. It computes the
+  // The screen of residual_exceeds: false only when residual_exceeds(y, threshold, relative) is
+  // false for the row y [k] whose bfloat16 rounding, widened to float32, is y_hat [k] (relative
+  // >= 0, applied to a lower bound on ||y||^2 from ||y_hat||^2). It computes the
   // residual of y_hat against a float32 copy of the basis, with twice the numbers per vector, and
   // rejects when the result is below the threshold by more than screen_margin(k, size()) times
   // an upper bound on ||y||^2 (from ||y_hat||^2), a rigorous bound on its distance to the value
   // residual_exceeds computes, so that its rejections are residual_exceeds' rejections. Rows it
   // does not reject go to residual_exceeds.
-  bool screen_may_exceed(const float* y_hat, double threshold) const;
+  bool screen_may_exceed(const float* y_hat, double threshold, double relative) const;
 
   // Appends normalise((I - B B^T) y) for y [k] outside the span; `coef` holds B y when the caller
   // has it (residual_exceeds), else null. A second pass runs when the first cancelled more than

@@ -1,11 +1,14 @@
 #include "cpu/rejection_sampler.h"
 
+#include <algorithm>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "common/alias_table.h"
 #include "common/dot.h"
 #include "common/error.h"
+#include "common/parallel.h"
 #include "cpu/hot_loop.h"
 #include "cpu/rejection_loop.h"
 #include "cpu/row_source.h"
@@ -47,18 +50,48 @@ LeverageProposal build_leverage_proposal(const Spectrum& spectrum) {
       p.leverage[i] = dot(row, row, r);
     }
   }
-  if (spectrum.has_eigenvectors()) {  // the screen's rows (read at random rows, like V)
-    const std::int64_t r = spectrum.rank;
-    resize_huge(p.eigenvectors_bf16, checked_size(spectrum.n, r));
-    const double* v = spectrum.eigenvectors.data();
-    std::uint16_t* v16 = p.eigenvectors_bf16.data();
-    for (std::size_t j = 0, size = p.eigenvectors_bf16.size(); j < size; ++j)
-      v16[j] = to_bfloat16(v[j]);
-  }
   // Read at random buckets, like V.
   resize_huge(p.keep, static_cast<std::size_t>(spectrum.n));
   resize_huge(p.alias, static_cast<std::size_t>(spectrum.n));
   build_alias_table(p.leverage.data(), spectrum.n, p.keep.data(), p.alias.data());
+  return p;
+}
+
+std::vector<std::uint16_t> round_eigenvectors_to_bfloat16(const Spectrum& spectrum) {
+  IPDPP_ASSERT(spectrum.has_eigenvectors());
+  std::vector<std::uint16_t> v16;  // read at random rows, like V
+  resize_huge(v16, checked_size(spectrum.n, spectrum.rank));
+  const double* v = spectrum.eigenvectors.data();
+  for (std::size_t j = 0, size = v16.size(); j < size; ++j) v16[j] = to_bfloat16(v[j]);
+  return v16;
+}
+
+ColumnProposal build_column_proposal(const Spectrum& spectrum, int threads) {
+  IPDPP_ASSERT(spectrum.has_eigenvectors() && spectrum.rank > 0);
+  IPDPP_REQUIRE(spectrum.n < (std::int64_t{1} << 32),
+                "method='columns' supports kernels of fewer than 2^32 items; got n = " +
+                    std::to_string(spectrum.n));
+  const std::int64_t n = spectrum.n, rank = spectrum.rank;
+  ColumnProposal p;
+  p.n = n;
+  resize_huge(p.keep, checked_size(rank, n));  // read at random slots, like V
+  resize_huge(p.alias, checked_size(rank, n));
+  // Columns in blocks of 8, so that one pass over the rows of V reads each of its lines once.
+  constexpr std::int64_t kBlock = 8;
+  const double* v = spectrum.eigenvectors.data();
+  parallel_for((rank + kBlock - 1) / kBlock, threads, [&](std::int64_t block) {
+    const std::int64_t j0 = block * kBlock, width = std::min(kBlock, rank - j0);
+    std::vector<double> weights(checked_size(width, n));
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t c = 0; c < width; ++c) {
+        const double x = v[i * rank + j0 + c];
+        weights[static_cast<std::size_t>(c * n + i)] = x * x;
+      }
+    for (std::int64_t c = 0; c < width; ++c) {
+      const std::size_t at = static_cast<std::size_t>((j0 + c) * n);
+      build_alias_table(weights.data() + c * n, n, p.keep.data() + at, p.alias.data() + at);
+    }
+  });
   return p;
 }
 
@@ -121,28 +154,38 @@ std::size_t lines_read(const void* rows, std::size_t element_bytes, const std::i
 // prefetch, so its rows must at least halve the lines a proposal reads, which holds when the
 // gather touches most lines of a row (k = 100 of 256 columns: 9 lines instead of 32) and not for
 // sparse ones (k = 10 of 256: about 8 instead of 9); and its margin must be small enough to reject.
-bool screen_pays(const Spectrum& spectrum, const LeverageProposal& proposal,
-                 const std::int64_t* cols, std::int64_t k) {
-  if (proposal.eigenvectors_bf16.empty()) return false;
+bool screen_pays(const Spectrum& spectrum, const std::uint16_t* screen, const std::int64_t* cols,
+                 std::int64_t k) {
+  if (screen == nullptr) return false;
   if (OrthonormalBasis::screen_margin(k, k) > kMaxScreenMargin) return false;
   const std::size_t lines64 = lines_read(spectrum.eigenvectors.data(), sizeof(double), cols, k);
-  const std::size_t lines16 =
-      lines_read(proposal.eigenvectors_bf16.data(), sizeof(std::uint16_t), cols, k);
+  const std::size_t lines16 = lines_read(screen, sizeof(std::uint16_t), cols, k);
   return 2 * lines16 <= lines64;
 }
 
-IPDPP_HOT void rejection_screened(const Spectrum& spectrum, const LeverageProposal& proposal,
-                                  const std::int64_t* cols, std::int64_t k, RandomStream& rng,
-                                  std::int64_t* out) {
-  const ScreenedRows rows(spectrum, proposal.eigenvectors_bf16.data(), cols, k);
-  project_rejection_rows(rows, proposal, spectrum.rank, k, rng, out);
+// The loops, one clone per instruction set (cpu/hot_loop.h) and per proposal.
+template <class Proposer>
+void rejection_from_stored(const Spectrum& spectrum, const std::uint16_t* screen,
+                           const Proposer& proposer, const std::int64_t* cols, std::int64_t k,
+                           RandomStream& rng, std::int64_t* out) {
+  if (screen_pays(spectrum, screen, cols, k)) {
+    const ScreenedRows rows(spectrum, screen, cols, k);
+    return project_rejection_rows(rows, proposer, spectrum.rank, k, rng, out);
+  }
+  const StoredRows rows(spectrum.eigenvectors.data(), spectrum.rank, cols, k);
+  project_rejection_rows(rows, proposer, spectrum.rank, k, rng, out);
 }
 
-IPDPP_HOT void rejection_stored(const Spectrum& spectrum, const LeverageProposal& proposal,
-                                const std::int64_t* cols, std::int64_t k, RandomStream& rng,
-                                std::int64_t* out) {
-  const StoredRows rows(spectrum.eigenvectors.data(), spectrum.rank, cols, k);
-  project_rejection_rows(rows, proposal, spectrum.rank, k, rng, out);
+IPDPP_HOT void rejection_leverage(const Spectrum& spectrum, const std::uint16_t* screen,
+                                  const LeverageProposer& proposer, const std::int64_t* cols,
+                                  std::int64_t k, RandomStream& rng, std::int64_t* out) {
+  rejection_from_stored(spectrum, screen, proposer, cols, k, rng, out);
+}
+
+IPDPP_HOT void rejection_columns(const Spectrum& spectrum, const std::uint16_t* screen,
+                                 const ColumnProposer& proposer, const std::int64_t* cols,
+                                 std::int64_t k, RandomStream& rng, std::int64_t* out) {
+  rejection_from_stored(spectrum, screen, proposer, cols, k, rng, out);
 }
 
 template <class T>
@@ -150,23 +193,28 @@ void rejection_computed(const Spectrum& spectrum, const LeverageProposal& propos
                         const std::int64_t* cols, std::int64_t k, RandomStream& rng,
                         std::int64_t* out) {
   const ComputedRows<T> rows(*spectrum.basis, cols, k);
-  project_rejection_rows(rows, proposal, spectrum.rank, k, rng, out);
+  project_rejection_rows(rows, LeverageProposer(proposal), spectrum.rank, k, rng, out);
 }
 
 }  // namespace
 
-void project_rejection(const Spectrum& spectrum, const LeverageProposal& proposal,
+void project_rejection(const Spectrum& spectrum, const RejectionTables& tables,
                        const std::int64_t* cols, std::int64_t k, RandomStream& rng,
                        std::int64_t* out) {
   if (k == 0) return;
+  if (tables.columns != nullptr) {
+    IPDPP_ASSERT(spectrum.has_eigenvectors());
+    const ColumnProposer proposer(*tables.columns, cols, k);
+    return rejection_columns(spectrum, tables.screen, proposer, cols, k, rng, out);
+  }
+  IPDPP_ASSERT(tables.leverage != nullptr);
   if (spectrum.has_eigenvectors()) {
-    if (screen_pays(spectrum, proposal, cols, k))
-      return rejection_screened(spectrum, proposal, cols, k, rng, out);
-    return rejection_stored(spectrum, proposal, cols, k, rng, out);
+    const LeverageProposer proposer(*tables.leverage);
+    return rejection_leverage(spectrum, tables.screen, proposer, cols, k, rng, out);
   }
   IPDPP_ASSERT(spectrum.basis != nullptr);
   dispatch_dtype(spectrum.basis->dtype, [&](auto tag) {
-    rejection_computed<decltype(tag)>(spectrum, proposal, cols, k, rng, out);
+    rejection_computed<decltype(tag)>(spectrum, *tables.leverage, cols, k, rng, out);
   });
 }
 

@@ -100,12 +100,29 @@ const Spectrum& SpectralSampler::rejection_spectrum(std::int64_t num_samples,
 }
 
 void SpectralSampler::check_method(ProjectionMethod method) const {
-  IPDPP_REQUIRE(
-      !(method == ProjectionMethod::kSequential && storage_ == EigenvectorStorage::kOnDemand),
-      "method='sequential' reads whole columns of the eigenvectors, which a low-memory "
-      "kernel (memory='low', or more than its memory budget) never stores; use "
-      "method='rejection' or 'auto' (which is rejection there), or build the kernel "
-      "with memory='full'");
+  const bool reads_columns =
+      method == ProjectionMethod::kSequential || method == ProjectionMethod::kColumns;
+  IPDPP_REQUIRE(!(reads_columns && storage_ == EigenvectorStorage::kOnDemand),
+                std::string("method='") + projection_method_name(method) +
+                    "' reads whole columns of the eigenvectors, which a low-memory kernel "
+                    "(memory='low', or more than its memory budget) never stores; use "
+                    "method='rejection' or 'auto' (which is rejection there), or build the "
+                    "kernel with memory='full'");
+}
+
+const std::uint16_t* SpectralSampler::screen_rows(const Spectrum& rows) const {
+  if (!rows.has_eigenvectors()) return nullptr;
+  std::call_once(screen_once_,
+                 [this] { screen_rows_ = round_eigenvectors_to_bfloat16(spectrum_); });
+  return screen_rows_.data();
+}
+
+const ColumnProposal& SpectralSampler::column_proposal(int threads) const {
+  std::call_once(columns_once_, [this, threads] {
+    columns_ =
+        std::make_unique<ColumnProposal>(build_column_proposal(sampling_spectrum(), threads));
+  });
+  return *columns_;
 }
 
 const LeverageProposal& SpectralSampler::proposal() const {
@@ -137,9 +154,17 @@ void SpectralSampler::project(const std::int64_t* cols, std::int64_t k, std::uin
                               std::uint64_t sample, ProjectionMethod method,
                               const Spectrum& rejection_rows, std::int64_t* out) const {
   if (k == 0) return;  // an empty sample needs no tables (and a rank-0 spectrum has none)
-  if (resolve(method, k) == ProjectionMethod::kRejection) {
+  const ProjectionMethod chosen = resolve(method, k);
+  if (chosen == ProjectionMethod::kColumns) {
     RandomStream rng(seed, sample, RandomPurpose::kRejection);
-    project_rejection(rejection_rows, proposal(), cols, k, rng, out);
+    const Spectrum& rows = sampling_spectrum();
+    // Built by the call before its samples (column_proposal(threads)).
+    const RejectionTables tables{nullptr, columns_.get(), screen_rows(rows)};
+    project_rejection(rows, tables, cols, k, rng, out);
+  } else if (chosen == ProjectionMethod::kRejection) {
+    RandomStream rng(seed, sample, RandomPurpose::kRejection);
+    const RejectionTables tables{&proposal(), nullptr, screen_rows(rejection_rows)};
+    project_rejection(rejection_rows, tables, cols, k, rng, out);
   } else {
     RandomStream rng(seed, sample, RandomPurpose::kSequential);
     project_sequential(sampling_spectrum(), cols, k, rng, out);
@@ -161,6 +186,7 @@ void SpectralSampler::sample_k(std::int64_t k, std::int64_t num_samples, std::ui
                              ? rejection_spectrum(num_samples, k)
                              : sampling_spectrum();
   const RandomRowsHint hint(random_read_basis(rows));
+  if (method == ProjectionMethod::kColumns) column_proposal(threads);
   parallel_for(num_samples, threads, [&](std::int64_t i) {
     const std::uint64_t sample = sample_offset + static_cast<std::uint64_t>(i);
     std::int64_t* dst = out + i * k;
@@ -189,6 +215,7 @@ std::vector<std::vector<std::int64_t>> SpectralSampler::sample_dpp(std::int64_t 
                              ? rejection_spectrum(num_samples, size)
                              : sampling_spectrum();
   const RandomRowsHint hint(random_read_basis(rows));
+  if (method == ProjectionMethod::kColumns && spectrum_.rank > 0) column_proposal(threads);
   parallel_for(num_samples, threads, [&](std::int64_t i) {
     const std::uint64_t sample = sample_offset + static_cast<std::uint64_t>(i);
     const std::vector<std::int64_t> cols =

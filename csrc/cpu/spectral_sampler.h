@@ -28,7 +28,7 @@ enum class EigenvectorStorage { kStored, kOnDemand };
 
 // The storage of the eigenvectors of n x rank within a budget of `budget` bytes (< 0: no limit):
 // stored when they fit in it with the rejection sampler's bfloat16 copy of them
-// (LeverageProposal::eigenvectors_bf16), 8 + 2 bytes per entry.
+// (round_eigenvectors_to_bfloat16), 8 + 2 bytes per entry.
 inline EigenvectorStorage choose_eigenvector_storage(std::int64_t n, std::int64_t rank,
                                                      std::int64_t budget) {
   if (budget < 0) return EigenvectorStorage::kStored;
@@ -103,6 +103,11 @@ class SpectralSampler {
 
  private:
   const LeverageProposal& proposal() const;
+  // The bfloat16 screen rows when `rows` has the eigenvectors, else null; built on first use.
+  const std::uint16_t* screen_rows(const Spectrum& rows) const;
+  // The per-column tables of method "columns" (forming the eigenvectors first), built on first
+  // use on `threads` threads.
+  const ColumnProposal& column_proposal(int threads) const;
   // The spectrum, with its eigenvectors formed (kStored) or as it is (kOnDemand).
   const Spectrum& sampling_spectrum() const;
   // What the rejection sampler reads rows from in a call of num_samples samples of size k: the
@@ -132,6 +137,10 @@ class SpectralSampler {
   std::vector<double> log_eigenvalues_;
   mutable std::once_flag proposal_once_;
   mutable std::unique_ptr<LeverageProposal> proposal_;
+  mutable std::once_flag screen_once_;
+  mutable std::vector<std::uint16_t> screen_rows_;
+  mutable std::once_flag columns_once_;
+  mutable std::unique_ptr<ColumnProposal> columns_;
   EspTableCache<> esp_tables_;
 };
 

@@ -12,6 +12,10 @@ namespace ipdpp::cuda {
 
 ProjectionMethod resolve_method(const DeviceSpectrum& spectrum, std::int64_t k,
                                 ProjectionMethod method) {
+  IPDPP_REQUIRE(method != ProjectionMethod::kColumns,
+                "method='columns' runs on the CPU only (its per-column tables of the "
+                "eigenvectors are host memory); on a GPU use 'rejection', 'sequential' or "
+                "'auto'");
   if (method != ProjectionMethod::kAuto) return method;
   std::int64_t size = k;
   if (k < 0) {  // a DPP: its expected size, a property of the spectrum (one method per batch)
