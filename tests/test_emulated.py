@@ -225,6 +225,8 @@ def test_bad_arguments_raise() -> None:
     allocations = emu.emulator.live_allocations()
     with pytest.raises(ValueError, match="method"):
         sample(spectrum, 2, 1, "bogus")
+    with pytest.raises(ValueError, match="^method='columns' runs on the CPU only"):
+        sample(spectrum, 2, 1, "columns")
     with pytest.raises(ValueError, match="rank"):
         sample(spectrum, 5, 1, "sequential")
     with pytest.raises(TypeError, match="dtype"):
