@@ -218,3 +218,13 @@ def test_compare_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None
             compare.main(argv)
         assert exit_info.value.code == 2
         assert f"argument {option}" in capsys.readouterr().err
+
+
+def test_rejection_batches_reports_per_sample_times() -> None:
+    from benchmarks import rejection_batches
+
+    for method in ("rejection", "columns"):
+        args = ["--n", "500", "--d", "8", "--k", "3", "--method", method, "--first-k1"]
+        result = rejection_batches.main([*args, "--warmup", "2", "--batch", "4", "--rounds", "2"])
+        assert result["method"] == method and result["k"] == 3
+        assert 0 < result["per_sample_ms_min"] <= result["per_sample_ms_median"]
